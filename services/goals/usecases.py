@@ -1,0 +1,198 @@
+"""What the goals service does. Plain functions of a unit of work; no Flask here.
+
+Every change bumps the goal's version and records its event in the same transaction.
+Only the owner may see or change a goal: anyone else is told it does not exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select, tuple_
+from sqlalchemy.orm import Session
+
+from services.goals.models import Goal, GoalPeriod, GoalStatus
+from services.goals.periods import period_end
+from shared.db import UnitOfWork, utcnow
+from shared.errors import Conflict, Invalid, NotFound
+
+
+@dataclass(frozen=True)
+class GoalPage:
+    items: list[Goal]
+    next_cursor: str | None
+
+
+def snapshot(goal: Goal) -> dict[str, Any]:
+    return {
+        "goal_id": goal.id, "user_id": goal.user_id, "version": goal.version,
+        "title": goal.title, "period": goal.period.value, "status": goal.status.value,
+        "start_date": goal.start_date, "deadline": goal.deadline,
+        "completed_at": goal.completed_at,
+    }
+
+
+def _withdrawn(goal: Goal) -> dict[str, Any]:
+    return {"goal_id": goal.id, "user_id": goal.user_id, "version": goal.version,
+            "period": goal.period.value}
+
+
+def _check_dates(start: datetime, deadline: datetime) -> None:
+    if deadline < start:
+        raise Invalid({"deadline": ["Must not be before startDate."]})
+
+
+def create_goal(
+    uow: UnitOfWork,
+    *,
+    user_id: str,
+    title: str,
+    period: GoalPeriod,
+    start_date: datetime | None = None,
+    deadline: datetime | None = None,
+) -> Goal:
+    start = (start_date or utcnow()).astimezone(UTC)
+    end = deadline.astimezone(UTC) if deadline else period_end(start, period)
+    _check_dates(start, end)
+    goal = Goal(user_id=user_id, title=title, period=period, status=GoalStatus.ACTIVE,
+                start_date=start, deadline=end, version=1)
+    uow.session.add(goal)
+    uow.session.flush()
+    uow.publish("goals.goal.created", snapshot(goal))
+    uow.commit()
+    return goal
+
+
+def _owned(session: Session, user_id: str, goal_id: str, *, lock: bool = False) -> Goal:
+    query = select(Goal).where(Goal.id == goal_id, Goal.user_id == user_id)
+    if lock:
+        query = query.with_for_update()
+    goal = session.scalars(query).first()
+    if goal is None:
+        raise NotFound("No such goal")
+    return goal
+
+
+def get_goal(session: Session, *, user_id: str, goal_id: str) -> Goal:
+    return _owned(session, user_id, goal_id)
+
+
+def encode_cursor(goal: Goal) -> str:
+    raw = f"{goal.created_at.isoformat()}|{goal.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, goal_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), goal_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Invalid({"cursor": ["Not a cursor returned by this API."]}) from exc
+
+
+def list_goals(
+    session: Session,
+    *,
+    user_id: str,
+    status: GoalStatus | None = None,
+    period: GoalPeriod | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> GoalPage:
+    """Newest first; the (userId, status) and (userId, period) indexes serve the filters."""
+    query = select(Goal).where(Goal.user_id == user_id)
+    if status is not None:
+        query = query.where(Goal.status == status)
+    if period is not None:
+        query = query.where(Goal.period == period)
+    if cursor:
+        created, goal_id = decode_cursor(cursor)
+        query = query.where(tuple_(Goal.created_at, Goal.id) < tuple_(created, goal_id))
+    goals = list(session.scalars(
+        query.order_by(Goal.created_at.desc(), Goal.id.desc()).limit(limit + 1)))
+    more = len(goals) > limit
+    goals = goals[:limit]
+    return GoalPage(goals, encode_cursor(goals[-1]) if more and goals else None)
+
+
+_UNSET: Any = object()
+
+
+def update_goal(
+    uow: UnitOfWork,
+    *,
+    user_id: str,
+    goal_id: str,
+    title: str = _UNSET,
+    period: GoalPeriod = _UNSET,
+    start_date: datetime = _UNSET,
+    deadline: datetime = _UNSET,
+) -> Goal:
+    goal = _owned(uow.session, user_id, goal_id, lock=True)
+    if period is not _UNSET and period != goal.period and goal.status is GoalStatus.COMPLETED:
+        raise Conflict("Reopen the goal before changing its period: its award depends on it")
+    changed = False
+    if title is not _UNSET and title != goal.title:
+        goal.title, changed = title, True
+    if start_date is not _UNSET and start_date != goal.start_date:
+        goal.start_date, changed = start_date.astimezone(UTC), True
+    if period is not _UNSET and period != goal.period:
+        goal.period, changed = period, True
+    if deadline is not _UNSET:
+        if deadline != goal.deadline:
+            goal.deadline, changed = deadline.astimezone(UTC), True
+    elif changed and (period is not _UNSET or start_date is not _UNSET):
+        goal.deadline = period_end(goal.start_date, goal.period)  # keep the default in step
+    _check_dates(goal.start_date, goal.deadline)
+    if changed:
+        goal.version += 1
+        uow.session.flush()
+        uow.publish("goals.goal.updated", snapshot(goal))
+    uow.commit()
+    return goal
+
+
+def complete_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:
+    """ACTIVE -> COMPLETED; completing a completed goal changes nothing and awards nothing."""
+    goal = _owned(uow.session, user_id, goal_id, lock=True)
+    if goal.status is GoalStatus.ACTIVE:
+        goal.status, goal.completed_at = GoalStatus.COMPLETED, utcnow()
+        goal.version += 1
+        uow.session.flush()
+        uow.publish("goals.goal.completed", {
+            "goal_id": goal.id, "user_id": goal.user_id, "version": goal.version,
+            "period": goal.period.value, "completed_at": goal.completed_at,
+        })
+    uow.commit()
+    return goal
+
+
+def reopen_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:
+    """COMPLETED -> ACTIVE; the award for it is withdrawn."""
+    goal = _owned(uow.session, user_id, goal_id, lock=True)
+    if goal.status is GoalStatus.COMPLETED:
+        goal.status, goal.completed_at = GoalStatus.ACTIVE, None
+        goal.version += 1
+        uow.session.flush()
+        uow.publish("goals.goal.reopened", _withdrawn(goal))
+    uow.commit()
+    return goal
+
+
+def delete_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> None:
+    goal = _owned(uow.session, user_id, goal_id, lock=True)
+    goal.version += 1
+    uow.publish("goals.goal.deleted", _withdrawn(goal))
+    uow.session.delete(goal)
+    uow.commit()
+
+
+def forget_user(session: Session, *, user_id: str) -> int:
+    """Every goal of a deleted user goes (the consumer has already laid the tombstone)."""
+    result = session.execute(delete(Goal).where(Goal.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,77 @@
+"""The one configuration loader: environment variables, with a local `.env` for development.
+
+Every default works on a developer machine with PostgreSQL and RabbitMQ on localhost.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+SERVICES = ("auth", "goals", "diary", "stories")
+DEFAULT_PORTS = {"auth": 8001, "goals": 8002, "diary": 8003, "stories": 8004}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+load_dotenv(REPO_ROOT / ".env", override=False)
+
+
+def env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    return int(env(name, str(default)))
+
+
+def database_url(service: str) -> str:
+    """A service's own URL: its own login role, its own schema (search_path is set on the role)."""
+    name = env("DATABASE_NAME", "growth_diary")
+    host = env("DATABASE_HOST", "localhost")
+    port = env("DATABASE_PORT", "5432")
+    password = env(f"{service.upper()}_DB_PASSWORD", f"{service}_svc")
+    default = f"postgresql+psycopg://{service}_svc:{password}@{host}:{port}/{name}"
+    return env(f"{service.upper()}_DATABASE_URL", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    database_url: str
+    amqp_url: str
+    exchange: str
+    jwks_url: str
+    token_issuer: str
+    token_audience: str
+    port: int
+    log_level: str
+    relay_batch: int
+    consumer_prefetch: int
+    max_attempts: int
+    retry_delays_ms: tuple[int, ...]
+    outbox_retention_s: int
+
+    @classmethod
+    def from_env(cls, service: str, **overrides: object) -> Settings:
+        delays = env("EVENT_RETRY_DELAYS_MS", "1000,5000,30000")
+        values: dict[str, object] = dict(
+            service=service,
+            database_url=database_url(service),
+            amqp_url=env("AMQP_URL", "amqp://guest:guest@localhost:5672//"),
+            exchange=env("EVENT_EXCHANGE", "growth.events"),
+            jwks_url=env("AUTH_JWKS_URL", "http://127.0.0.1:8001/auth/.well-known/jwks.json"),
+            token_issuer=env("TOKEN_ISSUER", "growth-diary-auth"),
+            token_audience=env("TOKEN_AUDIENCE", "growth-diary"),
+            port=env_int(f"{service.upper()}_PORT", DEFAULT_PORTS.get(service, 8000)),
+            log_level=env("LOG_LEVEL", "INFO"),
+            relay_batch=env_int("OUTBOX_BATCH", 500),
+            consumer_prefetch=env_int("CONSUMER_PREFETCH", 200),
+            max_attempts=env_int("EVENT_MAX_ATTEMPTS", 4),
+            retry_delays_ms=tuple(int(d) for d in delays.split(",") if d.strip()),
+            outbox_retention_s=env_int("OUTBOX_RETENTION_SECONDS", 3600),
+        )
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,232 @@
+"""The idempotent consumer: what a service does when events arrive.
+
+A batch of deliveries is applied in one transaction. Each event's id goes into the
+service's inbox in that same transaction, so a redelivery, a duplicate or a replay finds
+its id there and changes nothing. An event about a user that has a tombstone is recorded
+and ignored, so nothing about a deleted user comes back. Acks go out only after commit:
+a worker killed in between gets the batch redelivered, and the inbox absorbs it.
+
+A handler that raises is retried after a delay (bounded, with backoff), then parked in the
+service's dead-letter queue; a malformed message goes there at once. A database outage is
+not the message's fault: the batch is held and retried until the database is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kombu import Consumer
+from kombu.message import Message
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from shared import bus, logs
+from shared.config import Settings
+from shared.db import Database, UnitOfWork
+from shared.events import Event, InvalidEvent, parse_event
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, Event], None]
+USER_DELETED = "auth.user.deleted"
+
+
+def _is_outage(exc: BaseException) -> bool:
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
+        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+@dataclass
+class Delivery:
+    message: Message
+    event: Event | None = None
+    error: str | None = None
+    permanent: bool = False
+    attempts: int = 0
+    effects: list[Any] = field(default_factory=list)
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        handlers: dict[str, Handler],
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.handlers = handlers
+        self.name = name or settings.service
+        self.applied_total = 0
+        self._batch: list[Delivery] = []
+
+    # -- applying a batch -------------------------------------------------------------
+
+    def apply(self, deliveries: list[Delivery]) -> None:
+        """Apply a batch in one transaction; marks each delivery's outcome."""
+        fresh = [d for d in deliveries if d.event is not None and d.error is None]
+        if not fresh:
+            return
+        inbox, tombstones = self.db.inbox, self.db.tombstones
+        with UnitOfWork(self.db, source=self.settings.service) as uow:
+            session = uow.session
+            new_ids = set(session.execute(
+                insert(inbox)
+                .values([{"consumer": self.name, "event_id": d.event.id, "type": d.event.type}
+                         for d in fresh if d.event])
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            ).scalars())
+            users = {d.event.user_id for d in fresh if d.event and d.event.user_id}
+            dead_users = set(session.execute(
+                select(tombstones.c.user_id).where(tombstones.c.user_id.in_(users))
+            ).scalars()) if users else set()
+            for d in fresh:
+                event = d.event
+                assert event is not None
+                if event.id not in new_ids:
+                    continue  # already applied: a redelivery or a duplicate
+                if event.user_id in dead_users and event.type != USER_DELETED:
+                    continue  # about a deleted user: recorded, never applied
+                if event.type == USER_DELETED and event.user_id:
+                    session.execute(insert(tombstones).values(user_id=event.user_id)
+                                    .on_conflict_do_nothing())
+                    dead_users.add(event.user_id)  # later events of this batch: ignored
+                handler = self.handlers.get(event.type)
+                if handler is None:
+                    continue
+                mark = len(uow.recorded)
+                try:
+                    with session.begin_nested(), logs.log_context(
+                        event_id=event.id, correlation_id=event.correlation_id
+                    ):
+                        handler(uow, event)
+                        uow.flush_events()
+                except Exception as exc:
+                    if _is_outage(exc):
+                        raise
+                    del uow.recorded[mark:]
+                    d.error = f"{type(exc).__name__}: {exc}"
+                    d.permanent = isinstance(exc, InvalidEvent)
+                    log.warning("handler failed", extra={
+                        "event_id": event.id, "type": event.type, "error": d.error})
+            if any(d.error for d in fresh):
+                # A failed event must be retried, so its inbox row must not stand.
+                failed = [d.event.id for d in fresh if d.error and d.event]
+                session.execute(inbox.delete().where(
+                    inbox.c.consumer == self.name, inbox.c.event_id.in_(failed)))
+            uow.commit()
+        self.applied_total += len(fresh)
+
+    # -- settling deliveries ----------------------------------------------------------
+
+    def settle(self, deliveries: list[Delivery], publisher: bus.ConfirmingPublisher) -> None:
+        """After commit: park or delay the failures (confirmed), then ack everything."""
+        outgoing = []
+        for d in deliveries:
+            if d.error is None:
+                continue
+            headers = dict(d.message.headers or {})
+            attempts = int(headers.get("x-attempts", 0)) + 1
+            headers.update({"x-attempts": attempts, "x-last-error": d.error[:500],
+                            "x-original-routing-key": d.message.delivery_info.get(
+                                "routing_key", "")})
+            delays = self.settings.retry_delays_ms
+            if d.permanent or attempts >= self.settings.max_attempts or not delays:
+                exchange, key = bus.DEAD_EXCHANGE, self.settings.service
+                log.error("event dead-lettered", extra={
+                    "message_id": d.message.properties.get("message_id"),
+                    "attempts": attempts, "error": d.error})
+            else:
+                delay = delays[min(attempts - 1, len(delays) - 1)]
+                exchange = bus.RETRY_EXCHANGE
+                key = bus.retry_queue_name(self.settings.service, delay)
+            outgoing.append(bus.Outgoing(
+                exchange=exchange, routing_key=key, body=d.message.body,
+                message_id=str(d.message.properties.get("message_id") or ""), headers=headers,
+            ))
+        publisher.publish(outgoing)
+        for d in deliveries:
+            d.message.ack()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _receive(self, body: Any, message: Message) -> None:
+        delivery = Delivery(message=message)
+        try:
+            raw = message.body
+            envelope = json.loads(raw if isinstance(raw, (bytes, str)) else body)
+            if not isinstance(envelope, dict):
+                raise InvalidEvent("envelope is not a JSON object")
+            delivery.event = parse_event(envelope)
+        except (ValueError, InvalidEvent) as exc:
+            delivery.error = f"malformed: {exc}"
+            delivery.permanent = True
+        self._batch.append(delivery)
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop`; reconnects after broker restarts, waits out database ones."""
+        backoff = 0.5
+        while not stop.is_set():
+            connection = bus.connect(self.settings.amqp_url)
+            try:
+                connection.ensure_connection(max_retries=1)
+                channel = connection.channel()
+                queues = bus.service_queues(
+                    self.settings.service, self.settings.exchange, self.handlers,
+                    self.settings.retry_delays_ms)
+                bus.declare(channel, self.settings.exchange, queues)
+                channel.basic_qos(0, self.settings.consumer_prefetch, False)
+                publisher = bus.ConfirmingPublisher(connection, exchange=self.settings.exchange)
+                consumer = Consumer(channel, queues=[queues[0]], callbacks=[self._receive],
+                                    no_ack=False, accept=None)
+                with consumer:
+                    backoff = 0.5
+                    log.info("consuming", extra={"queue": queues[0].name})
+                    while not stop.is_set():
+                        bus.drain_ready(connection, wait=1.0,
+                                        max_more=self.settings.consumer_prefetch)
+                        connection.heartbeat_check()
+                        if self._batch:
+                            batch, self._batch = self._batch, []
+                            self._apply_until_done(batch, stop)
+                            self.settle(batch, publisher)
+            except Exception as exc:  # noqa: BLE001 - broker gone: reconnect with backoff
+                self._batch = []  # unacked: the broker redelivers them
+                if stop.is_set():
+                    break
+                log.warning("consumer interrupted, reconnecting", extra={
+                    "error": repr(exc), "retry_in_s": backoff})
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                try:
+                    connection.release()
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _apply_until_done(self, batch: list[Delivery], stop: threading.Event) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                self.apply(batch)
+                return
+            except Exception as exc:
+                if not _is_outage(exc) or stop.is_set():
+                    raise
+                for d in batch:
+                    if d.event is not None:
+                        d.error, d.permanent = None, False
+                log.warning("database unavailable, holding batch", extra={
+                    "size": len(batch), "retry_in_s": backoff})
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)

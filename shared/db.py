@@ -1,0 +1,199 @@
+"""The one way to get a database session, and the unit of work that commits it.
+
+Each service has its own `MetaData(schema=...)` with a naming convention (stable Alembic
+names), and the messaging tables every service needs: outbox, inbox and user tombstones.
+Only the unit of work commits; it writes outbox rows in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from shared import events as ev
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def service_metadata(schema: str) -> MetaData:
+    metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+    messaging_tables(metadata)
+    return metadata
+
+
+def make_base(schema: str) -> type[DeclarativeBase]:
+    """A declarative base bound to one service's schema."""
+
+    class Base(DeclarativeBase):
+        metadata = service_metadata(schema)
+
+    return Base
+
+
+def messaging_tables(metadata: MetaData) -> None:
+    """Outbox, inbox and tombstones: the same shape in every service's own schema."""
+    Table(
+        "outbox",
+        metadata,
+        Column("seq", BigInteger, Identity(always=True), primary_key=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("type", String(128), nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("sent_at", DateTime(timezone=True)),
+        Index("ix_outbox_unsent", "seq", postgresql_where=text("sent_at IS NULL")),
+        Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
+    )
+    Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(64), primary_key=True),
+        Column("event_id", String(64), primary_key=True),
+        Column("type", String(128), nullable=False),
+        Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Index("ix_inbox_processed_at", "processed_at"),
+    )
+    Table(
+        "deleted_user",
+        metadata,
+        Column("user_id", String(64), primary_key=True),
+        Column("deleted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Database:
+    """One engine and session factory per process, created by the app factory or worker."""
+
+    def __init__(self, url: str, schema: str, *, pool_size: int = 5) -> None:
+        self.schema = schema
+        self.engine: Engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={"connect_timeout": 5, "options": f"-c search_path={schema}"},
+        )
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.outbox = metadata_table(schema, "outbox")
+        self.inbox = metadata_table(schema, "inbox")
+        self.tombstones = metadata_table(schema, "deleted_user")
+
+    @property
+    def notify_channel(self) -> str:
+        return f"outbox_{self.schema}"
+
+    def is_deleted_user(self, session: Session, user_id: str) -> bool:
+        row = session.execute(
+            self.tombstones.select().where(self.tombstones.c.user_id == user_id)
+        ).first()
+        return row is not None
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+_TABLES: dict[tuple[str, str], Table] = {}
+
+
+def metadata_table(schema: str, name: str) -> Table:
+    """The messaging table `name` of a schema, without needing the service's models."""
+    key = (schema, name)
+    if key not in _TABLES:
+        md = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+        messaging_tables(md)
+        for table in md.tables.values():
+            _TABLES[(schema, table.name)] = table
+    return _TABLES[key]
+
+
+class UnitOfWork:
+    """A transaction that rolls back unless committed, and the place events are recorded.
+
+    `publish()` validates the event against the catalogue and adds its outbox row to the
+    same transaction; `commit()` also NOTIFYs the relay, delivered by PostgreSQL at commit.
+    """
+
+    def __init__(self, db: Database, *, source: str) -> None:
+        self.db = db
+        self.source = source
+        self.session: Session
+        self.recorded: list[ev.Event] = []
+        self._committed = False
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.db.sessions()
+        self.recorded = []
+        self._committed = False
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._committed:
+            self.session.rollback()
+        self.session.close()
+
+    def publish(self, type_: str, data: dict[str, Any]) -> ev.Event:
+        event = ev.new_event(type_, data, source=self.source)
+        self.recorded.append(event)
+        return event
+
+    def flush_events(self) -> None:
+        """Write recorded events to the outbox (also called by commit)."""
+        if not self.recorded:
+            return
+        self.session.execute(
+            self.db.outbox.insert(),
+            [
+                {"event_id": e.id, "type": e.type, "payload": e.to_dict()}
+                for e in self.recorded
+            ],
+        )
+        self.session.execute(text("SELECT pg_notify(:channel, '')"),
+                             {"channel": self.db.notify_channel})
+        self.recorded = []
+
+    def commit(self) -> None:
+        self.flush_events()
+        self.session.commit()
+        self._committed = True
+
+    def rollback(self) -> None:
+        self.session.rollback()
+        self.recorded = []

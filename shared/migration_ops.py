@@ -1,0 +1,61 @@
+"""Migration steps every service's first revision shares: its messaging tables.
+
+Kept as plain Alembic operations (not generated from metadata at run time) so that a
+revision, once written, means the same thing forever.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+
+def create_messaging_tables(schema: str) -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("seq", sa.BigInteger(), sa.Identity(always=True), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=128), nullable=False),
+        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+        schema=schema,
+    )
+    op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], schema=schema,
+                    postgresql_where=sa.text("sent_at IS NOT NULL"))
+    op.create_index("ix_outbox_unsent", "outbox", ["seq"], schema=schema,
+                    postgresql_where=sa.text("sent_at IS NULL"))
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(length=64), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("type", sa.String(length=128), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+        schema=schema,
+    )
+    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"], schema=schema)
+    op.create_table(
+        "deleted_user",
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_deleted_user")),
+        schema=schema,
+    )
+
+
+def drop_messaging_tables(schema: str) -> None:
+    op.drop_table("deleted_user", schema=schema)
+    op.drop_table("inbox", schema=schema)
+    op.drop_table("outbox", schema=schema)
+
+
+def drop_enums(schema: str, *names: str) -> None:
+    for name in names:
+        sa.Enum(name=name, schema=schema).drop(op.get_bind(), checkfirst=True)

@@ -1,0 +1,125 @@
+"""The outbox relay: publishes committed events to RabbitMQ, then marks them sent.
+
+It wakes on the NOTIFY that the unit of work sends at commit (so latency is a round trip,
+not a poll interval), and also every `catch_up_s` in case a notification was missed while
+its LISTEN connection was down. Rows are locked FOR UPDATE SKIP LOCKED while in flight, so
+several relays of one service share the work without sending a row twice in the normal case;
+a relay that dies after publishing but before marking leaves the rows to be sent again,
+which consumers absorb through their inbox. Nothing is marked sent that was not confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+import psycopg
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import make_url
+
+from shared import bus
+from shared.config import Settings
+from shared.db import Database
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, settings: Settings, db: Database, *, catch_up_s: float = 5.0) -> None:
+        self.settings = settings
+        self.db = db
+        self.catch_up_s = catch_up_s
+        self.publisher = bus.ConfirmingPublisher(
+            bus.connect(settings.amqp_url), exchange=settings.exchange
+        )
+        self.sent_total = 0
+        self._last_prune = 0.0
+
+    def relay_batch(self) -> int:
+        """Publish one batch of unsent rows; returns how many were sent."""
+        outbox = self.db.outbox
+        with self.db.engine.begin() as conn:
+            rows = conn.execute(
+                select(outbox.c.seq, outbox.c.event_id, outbox.c.type, outbox.c.payload)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.seq)
+                .limit(self.settings.relay_batch)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not rows:
+                return 0
+            self.publisher.publish([
+                bus.Outgoing(
+                    exchange=self.settings.exchange,
+                    routing_key=row.type,
+                    body=bus.encode(row.payload),
+                    message_id=row.event_id,
+                    headers={},
+                )
+                for row in rows
+            ])
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_([row.seq for row in rows]))
+                .values(sent_at=func.now())
+            )
+        self.sent_total += len(rows)
+        return len(rows)
+
+    def drain(self) -> int:
+        """Send everything pending now, batch after batch."""
+        total = 0
+        while True:
+            sent = self.relay_batch()
+            total += sent
+            if sent < self.settings.relay_batch:
+                return total
+
+    def prune(self, *, inbox_retention: timedelta = timedelta(days=30)) -> None:
+        retention = timedelta(seconds=self.settings.outbox_retention_s)
+        with self.db.engine.begin() as conn:
+            conn.execute(delete(self.db.outbox).where(
+                self.db.outbox.c.sent_at < func.now() - retention))
+            conn.execute(delete(self.db.inbox).where(
+                self.db.inbox.c.processed_at < func.now() - inbox_retention))
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until `stop` is set; survives broker and database outages."""
+        backoff = 0.5
+        while not stop.is_set():
+            try:
+                with self._listen() as listener:
+                    self.drain()  # catch up on whatever was committed while we were away
+                    backoff = 0.5
+                    last_drain = time.monotonic()
+                    while not stop.is_set():
+                        woke = any(True for _ in listener.notifies(timeout=1.0, stop_after=1))
+                        if woke or time.monotonic() - last_drain >= self.catch_up_s:
+                            self.drain()
+                            last_drain = time.monotonic()
+                        self._maybe_prune()
+            except Exception as exc:  # noqa: BLE001 - any outage: back off and reconnect
+                if stop.is_set():
+                    break
+                log.warning("outbox relay interrupted, retrying", extra={
+                    "error": repr(exc), "retry_in_s": backoff})
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+        self.publisher.reset()
+
+    def _listen(self) -> psycopg.Connection:
+        url = make_url(self.settings.database_url)
+        conn = psycopg.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password,
+            dbname=url.database, autocommit=True, connect_timeout=5,
+        )
+        conn.execute(f'LISTEN "{self.db.notify_channel}"')
+        return conn
+
+    def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune > 60:
+            self._last_prune = now
+            self.prune()
