@@ -1,19 +1,19 @@
 """The one event bus: RabbitMQ through kombu.
 
-Topology (names say who publishes and who consumes):
+Topology (names say who publishes and who consumes; `growth` is the default namespace):
 - `growth.events` (topic): every event, routing key = event type.
-- `<svc>.events` (quorum): one per consuming service, bound to the types it handles.
-- `growth.retry` (direct) -> `<svc>.retry.<ms>` queues: a failed message waits out its delay
-  there, then dead-letters through `growth.requeue` (direct, key `<svc>`) back to `<svc>.events`.
-- `growth.dead` (direct) -> `<svc>.dead` (quorum): messages that failed every attempt or can
-  never succeed; `python -m shared.dlq` lists and replays them.
+- `growth.<svc>.events` (quorum): one per consuming service, bound to the types it handles.
+- `growth.retry` (direct) -> `growth.<svc>.retry.<ms>`: a failed message waits out its delay
+  there, then dead-letters through `growth.requeue` (direct, key `<svc>`) back to its queue.
+- `growth.dead` (direct) -> `growth.<svc>.dead` (quorum): messages that failed every attempt
+  or can never succeed; `python -m shared.dlq` lists and replays them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,9 +24,6 @@ from kombu import Connection, Exchange, Queue, binding
 
 log = logging.getLogger(__name__)
 
-RETRY_EXCHANGE = "growth.retry"
-REQUEUE_EXCHANGE = "growth.requeue"
-DEAD_EXCHANGE = "growth.dead"
 CONTENT_TYPE = "application/cloudevents+json"
 # A worker that crashes on a message every time must not loop forever: the quorum queue
 # dead-letters a message after this many deliveries, whatever the consumer did.
@@ -38,67 +35,80 @@ class PublishFailed(RuntimeError):
 
 
 def connect(url: str, *, heartbeat: int = 30) -> Connection:
-    return Connection(url, heartbeat=heartbeat, connect_timeout=5, transport_options={
-        "confirm_publish": False,
-    })
+    return Connection(url, heartbeat=heartbeat, connect_timeout=5)
 
 
-def queue_name(service: str) -> str:
-    return f"{service}.events"
+@dataclass(frozen=True)
+class Names:
+    """Every exchange and queue name, under one namespace (tests use their own)."""
+
+    namespace: str = "growth"
+
+    @property
+    def events(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def retry(self) -> str:
+        return f"{self.namespace}.retry"
+
+    @property
+    def requeue(self) -> str:
+        return f"{self.namespace}.requeue"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}.events"
+
+    def retry_queue(self, service: str, delay_ms: int) -> str:
+        return f"{self.namespace}.{service}.retry.{delay_ms}"
+
+    def dead_queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}.dead"
 
 
-def dead_queue_name(service: str) -> str:
-    return f"{service}.dead"
-
-
-def retry_queue_name(service: str, delay_ms: int) -> str:
-    return f"{service}.retry.{delay_ms}"
-
-
-def events_exchange(name: str) -> Exchange:
-    return Exchange(name, type="topic", durable=True)
+def _direct(name: str) -> Exchange:
+    return Exchange(name, type="direct", durable=True)
 
 
 def service_queues(
-    service: str, exchange: str, types: Iterable[str], retry_delays_ms: Iterable[int]
+    names: Names, service: str, types: Iterable[str], retry_delays_ms: Iterable[int]
 ) -> list[Queue]:
-    """Every queue a consuming service owns, with its bindings and dead-letter arguments."""
-    events = events_exchange(exchange)
-    requeue = Exchange(REQUEUE_EXCHANGE, type="direct", durable=True)
-    retry = Exchange(RETRY_EXCHANGE, type="direct", durable=True)
-    dead = Exchange(DEAD_EXCHANGE, type="direct", durable=True)
-    main_args = {
+    """Every queue a consuming service owns, with its bindings and dead-letter arguments.
+
+    The first is the one it consumes from."""
+    events = Exchange(names.events, type="topic", durable=True)
+    bindings = [binding(events, routing_key=t) for t in sorted(set(types))]
+    bindings.append(binding(_direct(names.requeue), routing_key=service))
+    queues = [Queue(names.queue(service), bindings=bindings, durable=True, queue_arguments={
         "x-queue-type": "quorum",
-        "x-dead-letter-exchange": DEAD_EXCHANGE,
+        "x-dead-letter-exchange": names.dead,
         "x-dead-letter-routing-key": service,
         "x-delivery-limit": DELIVERY_LIMIT,
-    }
-
-    bindings = [binding(events, routing_key=t) for t in sorted(set(types))]
-    bindings.append(binding(requeue, routing_key=service))
-    queues = [Queue(queue_name(service), bindings=bindings, durable=True,
-                    queue_arguments=main_args)]
+    })]
     for delay in retry_delays_ms:
-        queues.append(Queue(
-            retry_queue_name(service, delay), exchange=retry,
-            routing_key=retry_queue_name(service, delay), durable=True,
-            queue_arguments={
-                "x-queue-type": "quorum",
-                "x-message-ttl": delay,
-                "x-dead-letter-exchange": REQUEUE_EXCHANGE,
-                "x-dead-letter-routing-key": service,
-            },
-        ))
-    queues.append(Queue(dead_queue_name(service), exchange=dead, routing_key=service,
-                        durable=True, queue_arguments={"x-queue-type": "quorum"}))
+        key = names.retry_queue(service, delay)
+        queues.append(Queue(key, exchange=_direct(names.retry), routing_key=key, durable=True,
+                            queue_arguments={
+                                "x-queue-type": "quorum",
+                                "x-message-ttl": delay,
+                                "x-dead-letter-exchange": names.requeue,
+                                "x-dead-letter-routing-key": service,
+                            }))
+    queues.append(Queue(names.dead_queue(service), exchange=_direct(names.dead),
+                        routing_key=service, durable=True,
+                        queue_arguments={"x-queue-type": "quorum"}))
     return queues
 
 
-def declare(channel: Any, exchange: str, queues: Iterable[Queue] = ()) -> None:
+def declare(channel: Any, names: Names, queues: Iterable[Queue] = ()) -> None:
     """Idempotent: called on every (re)connect, so a reset broker gets its topology back."""
-    events_exchange(exchange)(channel).declare()
-    for name in (RETRY_EXCHANGE, REQUEUE_EXCHANGE, DEAD_EXCHANGE):
-        Exchange(name, type="direct", durable=True)(channel).declare()
+    Exchange(names.events, type="topic", durable=True)(channel).declare()
+    for name in (names.retry, names.requeue, names.dead):
+        _direct(name)(channel).declare()
     for queue in queues:
         queue(channel).declare()
 
@@ -123,9 +133,9 @@ class ConfirmingPublisher:
     one-at-a-time floor while still never marking a row sent that the broker has not taken.
     """
 
-    def __init__(self, connection: Connection, *, exchange: str, timeout: float = 10.0) -> None:
+    def __init__(self, connection: Connection, *, names: Names, timeout: float = 10.0) -> None:
         self.connection = connection
-        self.exchange = exchange
+        self.names = names
         self.timeout = timeout
         self._channel: Any = None
 
@@ -133,7 +143,7 @@ class ConfirmingPublisher:
         if self._channel is None or not getattr(self._channel, "is_open", False):
             self.connection.ensure_connection(max_retries=1)
             channel = self.connection.channel()
-            declare(channel, self.exchange)
+            declare(channel, self.names)
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)
             channel.events["basic_nack"].add(self._on_nack)
@@ -186,24 +196,18 @@ class ConfirmingPublisher:
     def reset(self) -> None:
         """Forget the channel and connection; the next publish reconnects."""
         self._channel = None
-        try:
+        with contextlib.suppress(Exception):  # tearing down a connection that may be broken
             self.connection.collect()
-        except Exception:  # noqa: BLE001 - tearing down a broken connection
-            pass
-        try:
-            self.connection.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 def drain_ready(connection: Connection, *, wait: float, max_more: int) -> None:
     """Wait up to `wait` for one delivery, then take what is already there without waiting."""
     try:
         connection.drain_events(timeout=wait)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return
     for _ in range(max_more):
         try:
             connection.drain_events(timeout=0.0005)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return

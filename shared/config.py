@@ -42,7 +42,7 @@ class Settings:
     service: str
     database_url: str
     amqp_url: str
-    exchange: str
+    namespace: str
     jwks_url: str
     token_issuer: str
     token_audience: str
@@ -61,7 +61,7 @@ class Settings:
             service=service,
             database_url=database_url(service),
             amqp_url=env("AMQP_URL", "amqp://guest:guest@localhost:5672//"),
-            exchange=env("EVENT_EXCHANGE", "growth.events"),
+            namespace=env("EVENT_NAMESPACE", "growth"),
             jwks_url=env("AUTH_JWKS_URL", "http://127.0.0.1:8001/auth/.well-known/jwks.json"),
             token_issuer=env("TOKEN_ISSUER", "growth-diary-auth"),
             token_audience=env("TOKEN_AUDIENCE", "growth-diary"),

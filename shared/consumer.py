@@ -13,6 +13,7 @@ not the message's fault: the batch is held and retried until the database is bac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -66,6 +67,7 @@ class EventConsumer:
         self.db = db
         self.handlers = handlers
         self.name = name or settings.service
+        self.names = bus.Names(settings.namespace)
         self.applied_total = 0
         self._batch: list[Delivery] = []
 
@@ -142,14 +144,14 @@ class EventConsumer:
                                 "routing_key", "")})
             delays = self.settings.retry_delays_ms
             if d.permanent or attempts >= self.settings.max_attempts or not delays:
-                exchange, key = bus.DEAD_EXCHANGE, self.settings.service
+                exchange, key = self.names.dead, self.settings.service
                 log.error("event dead-lettered", extra={
                     "message_id": d.message.properties.get("message_id"),
                     "attempts": attempts, "error": d.error})
             else:
                 delay = delays[min(attempts - 1, len(delays) - 1)]
-                exchange = bus.RETRY_EXCHANGE
-                key = bus.retry_queue_name(self.settings.service, delay)
+                exchange = self.names.retry
+                key = self.names.retry_queue(self.settings.service, delay)
             outgoing.append(bus.Outgoing(
                 exchange=exchange, routing_key=key, body=d.message.body,
                 message_id=str(d.message.properties.get("message_id") or ""), headers=headers,
@@ -182,11 +184,11 @@ class EventConsumer:
                 connection.ensure_connection(max_retries=1)
                 channel = connection.channel()
                 queues = bus.service_queues(
-                    self.settings.service, self.settings.exchange, self.handlers,
+                    self.names, self.settings.service, self.handlers,
                     self.settings.retry_delays_ms)
-                bus.declare(channel, self.settings.exchange, queues)
+                bus.declare(channel, self.names, queues)
                 channel.basic_qos(0, self.settings.consumer_prefetch, False)
-                publisher = bus.ConfirmingPublisher(connection, exchange=self.settings.exchange)
+                publisher = bus.ConfirmingPublisher(connection, names=self.names)
                 consumer = Consumer(channel, queues=[queues[0]], callbacks=[self._receive],
                                     no_ack=False, accept=None)
                 with consumer:
@@ -209,10 +211,8 @@ class EventConsumer:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     connection.release()
-                except Exception:  # noqa: BLE001
-                    pass
 
     def _apply_until_done(self, batch: list[Delivery], stop: threading.Event) -> None:
         backoff = 0.5

@@ -54,6 +54,9 @@ def make_base(schema: str) -> type[DeclarativeBase]:
 
     class Base(DeclarativeBase):
         metadata = service_metadata(schema)
+        # Server-side values (updated_at, defaults) come back with RETURNING at flush, so
+        # objects stay readable after their unit of work has closed.
+        __mapper_args__ = {"eager_defaults": True}
 
     return Base
 
@@ -165,8 +168,8 @@ class UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._committed:
-            self.session.rollback()
+        # close() rolls back anything uncommitted without expiring loaded objects, so a
+        # read-only use case can hand its results to the view after the block.
         self.session.close()
 
     def publish(self, type_: str, data: dict[str, Any]) -> ev.Event:

@@ -109,6 +109,8 @@ class ProblemApi(Api):
         detail = data.get("message") or error.description
         if status == 422 and errors:
             detail = "Some fields are invalid"
+        elif errors and list(errors) == ["_schema"]:
+            detail, errors = "; ".join(errors["_schema"]), None
         response = problem(status, error.name, detail, errors=errors)
         if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             response.headers["Allow"] = ", ".join(error.valid_methods)

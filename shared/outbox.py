@@ -32,7 +32,7 @@ class OutboxRelay:
         self.db = db
         self.catch_up_s = catch_up_s
         self.publisher = bus.ConfirmingPublisher(
-            bus.connect(settings.amqp_url), exchange=settings.exchange
+            bus.connect(settings.amqp_url), names=bus.Names(settings.namespace)
         )
         self.sent_total = 0
         self._last_prune = 0.0
@@ -52,7 +52,7 @@ class OutboxRelay:
                 return 0
             self.publisher.publish([
                 bus.Outgoing(
-                    exchange=self.settings.exchange,
+                    exchange=self.publisher.names.events,
                     routing_key=row.type,
                     body=bus.encode(row.payload),
                     message_id=row.event_id,
