@@ -95,7 +95,6 @@ cmd_install() {
         return 0
     fi
     say "installing growth-diary into .venv (pip install -e '.[test]')"
-    "$PY" -m pip install --quiet --upgrade pip
     "$PY" -m pip install --quiet -e "$ROOT[test]"
     touch "$stamp"
 }
@@ -490,7 +489,7 @@ cmd_logs() {
 }
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
 }
 
 main() {

@@ -1,0 +1,75 @@
+# Growth Diary: one-machine workflow. `make help` lists the targets.
+# SERVICE=<auth|goals|diary|stories> narrows run/stop/restart/migrate/logs to one service.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+LOCAL   := deploy/local.sh
+SERVICE ?=
+SERVICES := auth goals diary stories
+ARGS    ?=
+
+.PHONY: help install run stop restart status logs bootstrap migrate test bench lint \
+        dlq replay-dlq nginx-compose clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "  SERVICE=<$(shell echo $(SERVICES) | tr ' ' '|')> narrows run, stop, restart, migrate, logs, dlq."
+	@echo "  ARGS=... is passed to pytest (make test ARGS='-k goals -x')."
+
+install: ## create .venv and install the project with test extras (no-op when up to date)
+	@$(LOCAL) install
+
+run: ## start everything (or SERVICE=goals: deploy that service alone) and wait until ready
+	@$(LOCAL) run $(SERVICE)
+
+stop: ## stop everything gracefully (or SERVICE=goals: just that service)
+	@$(LOCAL) stop $(SERVICE)
+
+restart: ## graceful rolling restart of SERVICE (default: all services)
+	@$(LOCAL) restart $(or $(SERVICE),$(SERVICES))
+
+status: ## show processes, pids and readiness
+	@$(LOCAL) status
+
+logs: ## follow the logs (SERVICE=goals: only that service)
+	@$(LOCAL) logs $(SERVICE)
+
+bootstrap: install ## create the database, roles and schemas (idempotent)
+	@$(PY) -m shared.bootstrap
+
+migrate: bootstrap ## alembic upgrade head for SERVICE (default: every service)
+	@set -e; for svc in $(or $(SERVICE),$(SERVICES)); do \
+		echo "$$svc: migrate"; $(PY) -m shared.migrate $$svc upgrade head; \
+	done
+
+test: install ## run the test suite (it bootstraps its own database growth_diary_test)
+	$(VENV)/bin/pytest -q $(ARGS)
+
+bench: install ## run the benchmark against the running stack (make run first)
+	$(PY) -m bench $(ARGS)
+
+lint: install ## ruff + mypy, shell syntax, and the compose gateway config is up to date
+	$(VENV)/bin/ruff check shared services
+	$(VENV)/bin/mypy shared services
+	bash -n $(LOCAL) .ci/run
+	$(PY) deploy/render_nginx.py compose --check
+
+dlq: install ## list SERVICE's dead-lettered events
+	@test -n "$(SERVICE)" || { echo "usage: make dlq SERVICE=<$(SERVICES)>" >&2; exit 2; }
+	$(PY) -m shared.dlq $(SERVICE) list
+
+replay-dlq: install ## move SERVICE's dead-lettered events back to its queue
+	@test -n "$(SERVICE)" || { echo "usage: make replay-dlq SERVICE=<$(SERVICES)>" >&2; exit 2; }
+	$(PY) -m shared.dlq $(SERVICE) replay
+
+nginx-compose: ## regenerate deploy/nginx.compose.conf from deploy/nginx.conf.template
+	python3 deploy/render_nginx.py compose
+
+clean: ## stop everything, remove var/ (logs, pids, keys, mail) and tool caches
+	@$(LOCAL) stop
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
