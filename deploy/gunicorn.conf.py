@@ -12,7 +12,9 @@ Environment:
                               gateway already writes one)
     LOG_LEVEL                 gunicorn's own log level (default info)
     FORWARDED_ALLOW_IPS       proxies trusted for X-Forwarded-* (default 127.0.0.1,::1)
-    PROMETHEUS_MULTIPROC_DIR  per-service metrics dir (multiprocess mode); emptied at start
+    PROMETHEUS_MULTIPROC_DIR  per-service metrics dir (multiprocess mode); emptied at start.
+                              Unset: a fresh temporary dir, since with several workers the
+                              per-process default registry would give wrong numbers.
     GUNICORN_CONTROL_SOCKET   path for gunicornc's control socket (default: disabled, so
                               several masters on one machine do not fight over one socket)
 
@@ -27,6 +29,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -106,6 +109,12 @@ class JsonAccessLogger(Logger):  # type: ignore[misc]
 
 
 logger_class = JsonAccessLogger
+
+
+# Set before any worker forks (and before the app imports prometheus_client). A reload (HUP)
+# re-reads this file in the same master, where the variable is already set: kept as is.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"prometheus-{SERVICE}-")
 
 
 def _multiproc_dir() -> str:

@@ -156,7 +156,10 @@ def new_event(type_: str, data: dict[str, Any], *, source: str) -> Event:
     schema = _SCHEMAS.get(type_)
     if schema is None:
         raise InvalidEvent(f"unknown event type {type_!r}")
-    errors = schema.validate(schema.dump(data))
+    try:
+        errors = schema.validate(schema.dump(data))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidEvent(f"{type_}: {exc}") from exc
     if errors:
         raise InvalidEvent(f"{type_}: {errors}")
     event_id = str(uuid.uuid4())

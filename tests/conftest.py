@@ -97,7 +97,11 @@ def infrastructure() -> Iterator[dict[str, str]]:
 
 
 def migrated_services() -> list[str]:
-    return [s for s in SERVICES if (ROOT / "services" / s / "migrations" / "versions").is_dir()]
+    def ready(service: str) -> bool:
+        migrations = ROOT / "services" / service / "migrations"
+        return (migrations / "env.py").exists() and any((migrations / "versions").glob("*.py"))
+
+    return [s for s in SERVICES if ready(s)]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,0 +1,106 @@
+"""The diary schema: the seed's Post, Like and Reply, plus a projection of authors.
+
+Users live in auth's schema, so every user id here is a plain string and a user's deletion
+arrives as an event. Inside the schema the seed's `onDelete: Cascade` is a real foreign key:
+deleting a post takes its likes and replies with it.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.db import make_base
+from shared.ids import new_id
+
+Base = make_base("diary")
+
+
+class PostStatus(enum.StrEnum):
+    DRAFT = "DRAFT"
+    PUBLISHED = "PUBLISHED"
+
+
+class Post(Base):
+    __tablename__ = "posts"
+    __table_args__ = (
+        # The seed's recommended indexes: an author's posts, the feed, chronological order.
+        Index("ix_posts_author_id_status", "author_id", "status"),
+        Index("ix_posts_status_created_at", "status", "created_at"),
+        Index("ix_posts_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[PostStatus] = mapped_column(
+        Enum(PostStatus, name="post_status"), default=PostStatus.DRAFT,
+        server_default=PostStatus.DRAFT.value,
+    )
+    author_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    # Not in the seed: when the post went public, for the feed and the post events.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Like(Base):
+    __tablename__ = "likes"
+    __table_args__ = (
+        # One like per user per post; also serves "every like of a user" on deletion.
+        UniqueConstraint("user_id", "post_id"),
+        Index("ix_likes_post_id", "post_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(String(32))
+    post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+
+
+class Reply(Base):
+    __tablename__ = "replies"
+    __table_args__ = (
+        Index("ix_replies_post_id_created_at", "post_id", "created_at"),
+        # Not in the seed: finds a deleted user's replies on others' posts.
+        Index("ix_replies_author_id", "author_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    content: Mapped[str] = mapped_column(Text)
+    author_id: Mapped[str] = mapped_column(String(32))
+    post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+
+
+class Author(Base):
+    """Who wrote a post, as auth last told us: the feed shows it without calling auth.
+
+    `updated_at` is the time of the auth event it reflects, so an older profile delivered
+    late never overwrites a newer one.
+    """
+
+    __tablename__ = "authors"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    image: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
