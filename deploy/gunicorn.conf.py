@@ -24,6 +24,7 @@ ones finish their requests), TERM = graceful stop within graceful_timeout.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -129,10 +130,8 @@ def on_starting(server: Any) -> None:
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
         if name.endswith(".db"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(path, name))
-            except FileNotFoundError:
-                pass
 
 
 def child_exit(server: Any, worker: Any) -> None:

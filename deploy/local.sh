@@ -393,9 +393,7 @@ cmd_run() {
         migrate "$svc"
         roll "$svc"
     done
-    if ! live_pid nginx >/dev/null; then
-        start_gateway
-    fi
+    start_gateway
     wait_ready "${targets[@]}" || return 1
     say "deployed: ${targets[*]}"
 }

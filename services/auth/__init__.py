@@ -1,0 +1,1 @@
+"""Auth: users and their career profiles, credentials, sessions, and the keys that sign tokens."""
