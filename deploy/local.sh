@@ -69,6 +69,10 @@ port_of() {
 }
 
 say() { printf '%s\n' "$*"; }
+now_ms() {
+    local us="${EPOCHREALTIME//[^0-9]/}"
+    echo $((us / 1000))
+}
 err() { printf 'local.sh: %s\n' "$*" >&2; }
 
 check_services() {
@@ -143,6 +147,7 @@ start_gateway() {
     local pid
     if pid="$(live_pid nginx)"; then
         "$NGINX" "${args[@]}" -s reload
+        sleep 0.5 # the reload is asynchronous: let new workers take over before checking
         say "gateway: already running (pid $pid), configuration reloaded"
         return 0
     fi
@@ -241,7 +246,7 @@ stop_names() {
         fi
     done
     ((${#pids[@]})) || return 0
-    local deadline=$((SECONDS + STOP_TIMEOUT)) alive i
+    local deadline=$(($(now_ms) + STOP_TIMEOUT * 1000)) alive i
     while :; do
         alive=0
         for pid in "${pids[@]}"; do
@@ -250,7 +255,7 @@ stop_names() {
             fi
         done
         ((alive)) || break
-        ((SECONDS < deadline)) || break
+        (($(now_ms) < deadline)) || break
         sleep 0.2
     done
     for i in "${!pids[@]}"; do
@@ -277,7 +282,7 @@ http_code() {
 # wait_ready SVC... : until every gateway /<svc>/readyz answers 200 (READY_TIMEOUT seconds).
 wait_ready() {
     local -a pending=("$@")
-    local deadline=$((SECONDS + READY_TIMEOUT)) svc code name
+    local deadline=$(($(now_ms) + READY_TIMEOUT * 1000)) svc code name
     local -A last=()
     while ((${#pending[@]})); do
         local -a still=()
@@ -298,7 +303,7 @@ wait_ready() {
         done
         pending=("${still[@]+"${still[@]}"}")
         ((${#pending[@]})) || break
-        if ((SECONDS >= deadline)); then
+        if (($(now_ms) >= deadline)); then
             err "not ready after ${READY_TIMEOUT}s: ${pending[*]}"
             for svc in "${pending[@]}"; do
                 show_failure "$svc" "readyz answered '${last[$svc]:-none}'"
@@ -310,16 +315,16 @@ wait_ready() {
 }
 
 show_failure() {
-    local svc="$1" why="$2" name
+    local svc="$1" why="$2" name direct
+    direct="http://127.0.0.1:$(port_of "$svc")/$svc/readyz"
     err "$svc: $why (http://127.0.0.1:$GATEWAY_PORT/$svc/readyz)"
+    err "$svc: directly, $direct answers '$(http_code "$direct")'"
     for name in "$svc-web" "$svc-worker"; do
         printf -- '--- tail of var/log/%s.log ---\n' "$name" >&2
-        tail -n 25 "$LOG_DIR/$name.log" >&2 2>/dev/null || true
+        tail -n 20 "$LOG_DIR/$name.log" >&2 2>/dev/null || true
     done
-    if ! live_pid nginx >/dev/null; then
-        printf -- '--- tail of var/log/nginx-error.log ---\n' >&2
-        tail -n 10 "$LOG_DIR/nginx-error.log" >&2 2>/dev/null || true
-    fi
+    printf -- '--- tail of var/log/nginx-error.log ---\n' >&2
+    tail -n 5 "$LOG_DIR/nginx-error.log" >&2 2>/dev/null || true
 }
 
 print_table() {
@@ -364,7 +369,10 @@ migrate() {
     local svc
     for svc in "$@"; do
         say "$svc: migrate"
-        "$PY" -m shared.migrate "$svc" upgrade head
+        if ! "$PY" -m shared.migrate "$svc" upgrade head; then
+            err "$svc: migration failed (python -m shared.migrate $svc upgrade head); stopping here"
+            exit 1
+        fi
     done
 }
 

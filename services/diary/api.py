@@ -14,7 +14,7 @@ from shared.http import authenticated, current_user_id, unit_of_work
 
 blp = Blueprint("diary", __name__, url_prefix="/diary",
                 description="Growth diary posts, their likes and replies")
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @blp.route("/posts", strict_slashes=False)

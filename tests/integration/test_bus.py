@@ -279,3 +279,32 @@ def _mark_all_sent(db: Database) -> None:
     with db.engine.begin() as conn:
         conn.execute(update(db.outbox).where(db.outbox.c.sent_at.is_(None))
                      .values(sent_at=func.now()))
+
+
+def test_dead_letters_can_be_listed_and_replayed_once_the_cause_is_fixed(
+        namespace: str, running: Running, dbs: Any, infrastructure: dict[str, str]) -> None:
+    from shared import dlq
+
+    settings = probe_settings(namespace)
+    broken = threading.Event()
+    broken.set()
+    applied: list[str] = []
+
+    def handler(uow: UnitOfWork, e: Event) -> None:
+        if broken.is_set():
+            raise RuntimeError("bug in handler")
+        applied.append(e.id)
+
+    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": handler})
+    e = completed()
+    publish_event(infrastructure["amqp_url"], namespace, e)
+    dead = bus.Names(namespace).dead_queue("probe")
+    wait_for(lambda: queue_depth(infrastructure["amqp_url"], dead) == 1, timeout=15,
+             message="parked")
+    listed = dlq.list_dead(settings, 10)
+    assert [(row["id"], row["attempts"]) for row in listed] == [(e.id, settings.max_attempts)]
+    assert queue_depth(infrastructure["amqp_url"], dead) == 1  # listing does not consume
+    broken.clear()  # the fix is deployed
+    assert dlq.replay(settings, None) == 1
+    wait_for(lambda: applied == [e.id], message="replayed event applied")
+    assert queue_depth(infrastructure["amqp_url"], dead) == 0

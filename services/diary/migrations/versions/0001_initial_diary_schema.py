@@ -18,15 +18,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _timestamps() -> list[sa.Column]:
-    return [
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
-                  nullable=False),
-    ]
-
-
 def upgrade() -> None:
     create_messaging_tables("diary")
     op.create_table(
@@ -37,7 +28,10 @@ def upgrade() -> None:
         sa.Column("status", sa.Enum("DRAFT", "PUBLISHED", name="post_status", schema="diary"),
                   server_default="DRAFT", nullable=False),
         sa.Column("author_id", sa.String(length=32), nullable=False),
-        *_timestamps(),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_posts")),
         schema="diary",
@@ -67,7 +61,10 @@ def upgrade() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("author_id", sa.String(length=32), nullable=False),
         sa.Column("post_id", sa.String(length=32), nullable=False),
-        *_timestamps(),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
         sa.ForeignKeyConstraint(["post_id"], ["diary.posts.id"],
                                 name=op.f("fk_replies_post_id_posts"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_replies")),

@@ -1,0 +1,95 @@
+"""Stories' copies of other services' data, kept up to date from their events.
+
+Events can arrive out of order (a retried message, competing consumers), so each update
+says when it applies: a profile only if not older than the one held, a goal only if its
+version is newer, and never again once the goal has been deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from services.stories.models import DeletedGoal, GoalView, PostView, Profile
+
+PROFILE_FIELDS = ("name", "current_role", "experience_level", "industry",
+                  "years_of_experience", "current_skills", "target_skills", "bio",
+                  "current_goals")
+
+
+def record_profile(session: Session, *, profile: dict[str, Any], as_of: datetime) -> None:
+    row = {"user_id": profile["user_id"], "updated_at": as_of,
+           **{name: profile.get(name) for name in PROFILE_FIELDS}}
+    for name in ("current_skills", "target_skills", "current_goals"):
+        row[name] = row[name] or []
+    stmt = insert(Profile).values(row)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[Profile.user_id],
+        set_={name: stmt.excluded[name] for name in (*PROFILE_FIELDS, "updated_at")},
+        where=Profile.updated_at <= stmt.excluded.updated_at,
+    ))
+
+
+def _was_deleted(session: Session, goal_id: str) -> bool:
+    return session.get(DeletedGoal, goal_id) is not None
+
+
+def _upsert_goal(session: Session, row: dict[str, Any]) -> None:
+    """Insert, or overwrite the given columns if this version is newer than the one held."""
+    stmt = insert(GoalView).values(row)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[GoalView.goal_id],
+        set_={name: stmt.excluded[name] for name in row if name != "goal_id"},
+        where=GoalView.version < stmt.excluded.version,
+    ))
+
+
+def record_goal(session: Session, *, goal: dict[str, Any]) -> None:
+    """A created/updated snapshot: the whole goal at its version."""
+    if _was_deleted(session, goal["goal_id"]):
+        return
+    _upsert_goal(session, {name: goal[name] for name in (
+        "goal_id", "user_id", "title", "period", "status", "start_date", "deadline",
+        "completed_at", "version")})
+    # A status event that overtook this snapshot left title and dates unknown: fill them.
+    session.execute(
+        update(GoalView)
+        .where(GoalView.goal_id == goal["goal_id"], GoalView.title.is_(None))
+        .values(title=goal["title"], start_date=goal["start_date"], deadline=goal["deadline"])
+    )
+
+
+def record_goal_status(session: Session, *, change: dict[str, Any], status: str,
+                       completed_at: datetime | None) -> None:
+    """Completed or reopened: only status and completion time move."""
+    if _was_deleted(session, change["goal_id"]):
+        return
+    _upsert_goal(session, {
+        "goal_id": change["goal_id"], "user_id": change["user_id"], "period": change["period"],
+        "status": status, "completed_at": completed_at, "version": change["version"]})
+
+
+def record_goal_deleted(session: Session, *, goal_id: str, user_id: str) -> None:
+    session.execute(insert(DeletedGoal).values(goal_id=goal_id, user_id=user_id)
+                    .on_conflict_do_nothing())
+    session.execute(delete(GoalView).where(GoalView.goal_id == goal_id))
+
+
+def record_published_post(session: Session, *, post: dict[str, Any]) -> None:
+    row = {name: post[name] for name in ("post_id", "author_id", "title")}
+    row["published_at"] = post.get("published_at")
+    stmt = insert(PostView).values(row)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[PostView.post_id],
+        set_={name: stmt.excluded[name] for name in ("author_id", "title", "published_at")},
+    ))
+
+
+def forget_post(session: Session, *, post_id: str) -> None:
+    """Unpublished or deleted: no longer something a story may draw on."""
+    session.execute(delete(PostView).where(PostView.post_id == post_id))
+
