@@ -1,0 +1,149 @@
+"""The whole system as a front end sees it: gunicorn web processes and workers for every
+service behind the real nginx gateway, driven over HTTP only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from shared.config import SERVICES
+from shared.ids import new_id
+from tests.conftest import migrated_services
+from tests.helpers import PYTHON, ROOT, ServiceProcess, wait_for
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = pytest.mark.skipif(
+    set(migrated_services()) != set(SERVICES), reason="every service must be built")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class System:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = {svc: free_port() for svc in SERVICES}
+        self.gateway_port = free_port()
+        self.env = dict(os.environ)
+        for svc, port in self.ports.items():
+            self.env[f"{svc.upper()}_PORT"] = str(port)
+        self.env.update(GATEWAY_PORT=str(self.gateway_port),
+                        AUTH_JWKS_URL=f"http://127.0.0.1:{self.ports['auth']}"
+                                      "/auth/.well-known/jwks.json",
+                        WEB_CONCURRENCY="2")
+        self.procs: list[ServiceProcess] = []
+        self.url = f"http://127.0.0.1:{self.gateway_port}"
+
+    def start(self) -> None:
+        logs = self.root / "var" / "log"
+        for svc, port in self.ports.items():
+            prom = self.root / "var" / "prometheus" / svc
+            prom.mkdir(parents=True, exist_ok=True)
+            web_env = {**self.env, "BIND": f"127.0.0.1:{port}",
+                       "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+            self.procs.append(ServiceProcess(
+                [str(Path(PYTHON).parent / "gunicorn"), "--config",
+                 str(ROOT / "deploy" / "gunicorn.conf.py"), f"services.{svc}.app:create_app()"],
+                web_env, logs / f"{svc}-web.log").start())
+            self.procs.append(ServiceProcess([PYTHON, "-m", f"services.{svc}.worker"], self.env,
+                                             logs / f"{svc}-worker.log").start())
+        subprocess.run([PYTHON, str(ROOT / "deploy" / "render_nginx.py"), "local",
+                        "--root", str(self.root)], env=self.env, check=True)
+        for sub in ("run", "nginx"):
+            (self.root / "var" / sub).mkdir(parents=True, exist_ok=True)
+        conf = self.root / "var" / "nginx" / "nginx.conf"
+        subprocess.run([NGINX, "-c", str(conf), "-p", str(self.root / "var" / "nginx")],
+                       env=self.env, check=True, capture_output=True)
+        for svc in SERVICES:
+            wait_for(lambda s=svc: self._ready(s), timeout=60, message=f"{svc} ready",
+                     interval=0.2)
+
+    def _ready(self, svc: str) -> bool:
+        try:
+            return requests.get(f"{self.url}/{svc}/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        pid_file = self.root / "var" / "run" / "nginx.pid"
+        if pid_file.exists():
+            subprocess.run(["kill", "-TERM", pid_file.read_text().strip()], check=False)
+        for proc in self.procs:
+            proc.terminate()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is not installed: `make install` installs it")
+    s = System(tmp_path_factory.mktemp("system"))
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def call(system: System, method: str, path: str, token: str | None = None,
+         **kwargs: Any) -> requests.Response:
+    headers = kwargs.pop("headers", {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.request(method, system.url + path, headers=headers, timeout=10, **kwargs)
+
+
+def test_a_member_registers_sets_goals_earns_points_and_leaves(system: System) -> None:
+    email = f"{new_id()}@example.com"
+    password = "correct horse battery staple"
+    registered = call(system, "POST", "/auth/register",
+                      json={"email": email, "password": password, "name": "Grace"})
+    assert registered.status_code == 201, registered.text
+    login = call(system, "POST", "/auth/login", json={"email": email, "password": password})
+    assert login.status_code == 200, login.text
+    token = login.json()["accessToken"]
+
+    goal = call(system, "POST", "/goals", token, json={"title": "Give a talk",
+                                                       "period": "MONTHLY"})
+    assert goal.status_code == 201, goal.text
+    goal_id = goal.json()["id"]
+    listed = call(system, "GET", "/goals?status=ACTIVE&period=MONTHLY", token).json()
+    assert [g["id"] for g in listed["items"]] == [goal_id]
+    assert call(system, "POST", f"/goals/{goal_id}/complete", token).status_code == 200
+
+    def score() -> int:
+        return int(call(system, "GET", "/auth/me", token).json()["achievementScore"])
+
+    wait_for(lambda: score() == 20, message="monthly award through the gateway")
+    call(system, "POST", f"/goals/{goal_id}/reopen", token)
+    wait_for(lambda: score() == 0, message="award withdrawn")
+
+    assert call(system, "DELETE", "/auth/me", token).status_code == 204
+    wait_for(lambda: call(system, "GET", "/goals", token).status_code == 401,
+             message="goals refuses the deleted user's token")
+
+
+def test_the_gateway_answers_problems_and_keeps_internals_private(system: System) -> None:
+    missing = call(system, "GET", "/nowhere")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"].startswith("application/problem+json")
+    assert call(system, "GET", "/metrics").status_code == 404
+    traced = call(system, "GET", "/goals", headers={"X-Request-ID": "trace-me-1"})
+    assert traced.status_code == 401
+    assert traced.headers["X-Request-ID"] == "trace-me-1"
+    assert traced.json()["requestId"] == "trace-me-1"
+    jwks = call(system, "GET", "/auth/.well-known/jwks.json").json()
+    assert jwks["keys"] and all("d" not in key for key in jwks["keys"])
+    for svc in SERVICES:
+        assert call(system, "GET", f"/{svc}/openapi.json").status_code == 200
+        assert call(system, "GET", f"/{svc}/healthz").json()["status"] == "ok"
