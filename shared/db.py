@@ -50,12 +50,11 @@ def service_metadata(schema: str) -> MetaData:
 
 
 def make_base(schema: str) -> type[DeclarativeBase]:
-    """A declarative base bound to one service's schema."""
+    """A declarative base bound to one service's schema (kept for callers not yet typed;
+    prefer a `class Base(DeclarativeBase)` with `metadata = service_metadata(schema)`)."""
 
     class Base(DeclarativeBase):
         metadata = service_metadata(schema)
-        # Server-side values (updated_at, defaults) come back with RETURNING at flush, so
-        # objects stay readable after their unit of work has closed.
         __mapper_args__ = {"eager_defaults": True}
 
     return Base

@@ -99,7 +99,7 @@ class ProblemApi(Api):
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
         status = error.code or 500
         data = getattr(error, "data", {}) or {}
-        errors = None
+        errors: dict[str, list[str]] | None = None
         if "messages" in data:
             by_location = data["messages"]
             errors = {}

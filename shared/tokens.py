@@ -56,6 +56,8 @@ class TokenVerifier:
             raise InvalidToken("unknown key")
         if self._client is None:
             raise InvalidToken("no keys configured")
+        if not isinstance(kid, str):
+            raise InvalidToken("token has no key id")
         return self._client.get_signing_key(kid).key
 
     def verify(self, token: str) -> Claims:

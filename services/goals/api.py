@@ -20,7 +20,7 @@ from shared.http import authenticated, current_user_id, unit_of_work
 
 blp = Blueprint("goals", __name__, url_prefix="/goals",
                 description="A user's goals, from daily to yearly")
-SECURITY = [{"bearer": []}]
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 @blp.route("", strict_slashes=False)
