@@ -146,6 +146,7 @@ class TcpProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
+            src.close()  # each socket is the source of exactly one pipe
 
     def cut(self) -> None:
         """Refuse new connections and drop the live ones."""

@@ -17,6 +17,7 @@ from services.goals.schemas import (
     GoalUpdateSchema,
 )
 from shared.http import authenticated, current_user_id, unit_of_work
+from shared.pagination import Page
 
 blp = Blueprint("goals", __name__, url_prefix="/goals",
                 description="A user's goals, from daily to yearly")
@@ -30,7 +31,7 @@ class Goals(MethodView):
     @blp.arguments(GoalQuerySchema, location="query")
     @blp.response(200, GoalPageSchema)
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any]) -> usecases.GoalPage:
+    def get(self, query: dict[str, Any]) -> Page[Goal]:
         """List my goals, newest first, optionally by status and period"""
         with unit_of_work() as uow:
             return usecases.list_goals(uow.session, user_id=current_user_id(), **query)

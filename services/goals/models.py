@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import service_metadata
 from shared.ids import new_id
 
+
 class Base(DeclarativeBase):
     metadata = service_metadata("goals")
     # Server-side values (updated_at) come back with RETURNING at flush, so objects stay

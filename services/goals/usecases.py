@@ -6,25 +6,17 @@ Only the owner may see or change a goal: anyone else is told it does not exist.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from services.goals.models import Goal, GoalPeriod, GoalStatus
 from services.goals.periods import period_end
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, Invalid, NotFound
-
-
-@dataclass(frozen=True)
-class GoalPage:
-    items: list[Goal]
-    next_cursor: str | None
+from shared.pagination import Page, newest_first
 
 
 def snapshot(goal: Goal) -> dict[str, Any]:
@@ -81,20 +73,6 @@ def get_goal(session: Session, *, user_id: str, goal_id: str) -> Goal:
     return _owned(session, user_id, goal_id)
 
 
-def encode_cursor(goal: Goal) -> str:
-    raw = f"{goal.created_at.isoformat()}|{goal.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, goal_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), goal_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid({"cursor": ["Not a cursor returned by this API."]}) from exc
-
-
 def list_goals(
     session: Session,
     *,
@@ -103,21 +81,15 @@ def list_goals(
     period: GoalPeriod | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> GoalPage:
+) -> Page[Goal]:
     """Newest first; the (userId, status) and (userId, period) indexes serve the filters."""
     query = select(Goal).where(Goal.user_id == user_id)
     if status is not None:
         query = query.where(Goal.status == status)
     if period is not None:
         query = query.where(Goal.period == period)
-    if cursor:
-        created, goal_id = decode_cursor(cursor)
-        query = query.where(tuple_(Goal.created_at, Goal.id) < tuple_(created, goal_id))
-    goals = list(session.scalars(
-        query.order_by(Goal.created_at.desc(), Goal.id.desc()).limit(limit + 1)))
-    more = len(goals) > limit
-    goals = goals[:limit]
-    return GoalPage(goals, encode_cursor(goals[-1]) if more and goals else None)
+    return newest_first(session, query, created=Goal.created_at, id_=Goal.id, limit=limit,
+                        cursor=cursor)
 
 
 _UNSET: Any = object()

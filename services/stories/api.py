@@ -8,8 +8,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.stories import usecases
+from services.stories.models import Story
 from services.stories.schemas import StoryPageSchema, StoryQuerySchema
 from shared.http import authenticated, current_user_id, unit_of_work
+from shared.pagination import Page
 
 blp = Blueprint("stories", __name__, url_prefix="/stories",
                 description="AI-written stories of a user's progress in a period")
@@ -23,7 +25,7 @@ class Stories(MethodView):
     @blp.arguments(StoryQuerySchema, location="query")
     @blp.response(200, StoryPageSchema)
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any]) -> usecases.StoryPage:
+    def get(self, query: dict[str, Any]) -> Page[Story]:
         """List my stories, newest first"""
         with unit_of_work() as uow:
             return usecases.list_stories(uow.session, user_id=current_user_id(), **query)

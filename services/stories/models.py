@@ -12,12 +12,17 @@ from datetime import datetime
 
 from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import make_base
+from shared.db import service_metadata
 from shared.ids import new_id
 
-Base = make_base("stories")
+
+class Base(DeclarativeBase):
+    metadata = service_metadata("stories")
+    # Server-side values (updated_at) come back with RETURNING at flush, so objects stay
+    # readable after their unit of work has closed.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class Story(Base):

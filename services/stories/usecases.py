@@ -6,51 +6,19 @@ stories and every copy of their data go.
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
-from datetime import datetime
-
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from services.stories.models import DeletedGoal, GoalView, PostView, Profile, Story
-from shared.errors import Invalid
-
-
-@dataclass(frozen=True)
-class StoryPage:
-    items: list[Story]
-    next_cursor: str | None
-
-
-def encode_cursor(story: Story) -> str:
-    raw = f"{story.created_at.isoformat()}|{story.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, story_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), story_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid({"cursor": ["Not a cursor returned by this API."]}) from exc
+from shared.pagination import Page, newest_first
 
 
 def list_stories(
     session: Session, *, user_id: str, limit: int = 50, cursor: str | None = None
-) -> StoryPage:
+) -> Page[Story]:
     """Newest first, a keyset page at a time."""
-    query = select(Story).where(Story.user_id == user_id)
-    if cursor:
-        created, story_id = decode_cursor(cursor)
-        query = query.where(tuple_(Story.created_at, Story.id) < tuple_(created, story_id))
-    stories = list(session.scalars(
-        query.order_by(Story.created_at.desc(), Story.id.desc()).limit(limit + 1)))
-    more = len(stories) > limit
-    stories = stories[:limit]
-    return StoryPage(stories, encode_cursor(stories[-1]) if more and stories else None)
+    return newest_first(session, select(Story).where(Story.user_id == user_id),
+                        created=Story.created_at, id_=Story.id, limit=limit, cursor=cursor)
 
 
 def forget_user(session: Session, *, user_id: str) -> None:

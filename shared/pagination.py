@@ -1,0 +1,61 @@
+"""Keyset pagination, newest first: stable under inserts, an index range scan per page.
+
+The cursor is opaque to clients (base64 of the last row's created_at and id).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from shared.errors import Invalid
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, id_: str) -> str:
+    raw = f"{created_at.isoformat()}|{id_}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, id_ = raw.split("|", 1)
+        return datetime.fromisoformat(created), id_
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Invalid({"cursor": ["Not a cursor returned by this API."]}) from exc
+
+
+def newest_first(
+    session: Session,
+    query: Select[Any],
+    *,
+    created: InstrumentedAttribute[datetime],
+    id_: InstrumentedAttribute[str],
+    limit: int,
+    cursor: str | None = None,
+) -> Page[Any]:
+    """One page of `query`'s rows ordered by (created, id) descending."""
+    if cursor:
+        after_created, after_id = decode_cursor(cursor)
+        query = query.where(tuple_(created, id_) < tuple_(after_created, after_id))
+    rows = list(session.scalars(query.order_by(created.desc(), id_.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if not (more and rows):
+        return Page(rows, None)
+    last = rows[-1]
+    return Page(rows, encode_cursor(getattr(last, created.key), getattr(last, id_.key)))
