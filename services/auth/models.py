@@ -23,14 +23,18 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import make_base
+from shared.db import service_metadata
 from shared.events import EXPERIENCE_LEVELS, GOAL_PERIODS
 from shared.ids import new_id
 
-Base = make_base("auth")
 
+class Base(DeclarativeBase):
+    metadata = service_metadata("auth")
+    # Server-side values (defaults, updated_at) come back with RETURNING at flush, so
+    # objects stay readable after their unit of work has closed.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class ExperienceLevel(enum.StrEnum):

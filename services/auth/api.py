@@ -1,0 +1,135 @@
+"""Auth routes: translate HTTP to a use case and back."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.auth import usecases
+from services.auth.models import User
+from services.auth.schemas import (
+    AccessTokenSchema,
+    JwksSchema,
+    LoginResultSchema,
+    LoginSchema,
+    LogoutSchema,
+    ProfileSchema,
+    ProfileUpdateSchema,
+    PublicProfileSchema,
+    RegisterSchema,
+    SessionTokenSchema,
+)
+from services.auth.tokens import AccessToken, TokenIssuer
+from shared.errors import Unauthorized
+from shared.http import authenticated, current_user_id, service, unit_of_work
+from shared.tokens import Claims, InvalidToken
+
+blp = Blueprint("auth", __name__, url_prefix="/auth",
+                description="Accounts, sessions and access tokens; users' career profiles")
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+JWKS_MAX_AGE_S = 300  # what shared.tokens' JWKS client caches for, too
+
+
+def tokens() -> TokenIssuer:
+    return cast(TokenIssuer, current_app.extensions["auth.tokens"])
+
+
+def _bearer_claims() -> Claims | None:
+    """The bearer token's claims if one was sent (logout accepts one, not requires it)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return service().verifier.verify(token.strip())
+    except InvalidToken as exc:
+        raise Unauthorized("The access token is invalid or expired") from exc
+
+
+@blp.route("/register", methods=["POST"])
+@blp.arguments(RegisterSchema)
+@blp.response(201, ProfileSchema)
+@blp.alt_response(409, description="An account with this email already exists")
+def register(body: dict[str, Any]) -> User:
+    """Create an account with an email and a password"""
+    with unit_of_work() as uow:
+        return usecases.register(uow, **body)
+
+
+@blp.route("/login", methods=["POST"])
+@blp.arguments(LoginSchema)
+@blp.response(200, LoginResultSchema)
+@blp.alt_response(401, description="The email or password is incorrect")
+def login(body: dict[str, Any]) -> usecases.Login:
+    """Log in: a short-lived access token and a session token to refresh it"""
+    with unit_of_work() as uow:
+        return usecases.login(uow, tokens=tokens(), **body)
+
+
+@blp.route("/refresh", methods=["POST"])
+@blp.arguments(SessionTokenSchema)
+@blp.response(200, AccessTokenSchema)
+@blp.alt_response(401, description="The session is unknown or has expired")
+def refresh(body: dict[str, Any]) -> AccessToken:
+    """A new access token for a live session"""
+    with unit_of_work() as uow:
+        return usecases.refresh(uow, tokens=tokens(), **body)
+
+
+@blp.route("/logout", methods=["POST"])
+@blp.arguments(LogoutSchema)
+@blp.response(204)
+@blp.doc(security=[{}, *SECURITY])
+def logout(body: dict[str, Any]) -> None:
+    """End a session, named by its session token or by the bearer access token"""
+    claims = _bearer_claims()
+    if not body.get("session_token") and claims is None:
+        raise Unauthorized("Send the session token or a bearer access token")
+    with unit_of_work() as uow:
+        usecases.logout(uow, session_token=body.get("session_token"),
+                        user_id=claims.user_id if claims else None,
+                        session_id=claims.session_id if claims else None)
+
+
+@blp.route("/me")
+class Me(MethodView):
+    decorators = [authenticated]
+
+    @blp.response(200, ProfileSchema)
+    @blp.doc(security=SECURITY)
+    def get(self) -> User:
+        """My profile, private fields included"""
+        with unit_of_work() as uow:
+            return usecases.get_me(uow.session, user_id=current_user_id())
+
+    @blp.arguments(ProfileUpdateSchema)
+    @blp.response(200, ProfileSchema)
+    @blp.doc(security=SECURITY)
+    def patch(self, body: dict[str, Any]) -> User:
+        """Change my career profile (the score and counters are not mine to set)"""
+        with unit_of_work() as uow:
+            return usecases.update_me(uow, user_id=current_user_id(), **body)
+
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    def delete(self) -> None:
+        """Delete my account and, through the auth.user.deleted event, all my data"""
+        with unit_of_work() as uow:
+            usecases.delete_me(uow, user_id=current_user_id())
+
+
+@blp.route("/users/<user_id>")
+@blp.response(200, PublicProfileSchema)
+def public_profile(user_id: str) -> User:
+    """A user's public profile"""
+    with unit_of_work() as uow:
+        return usecases.get_public_profile(uow.session, user_id=user_id)
+
+
+@blp.route("/.well-known/jwks.json")
+@blp.response(200, JwksSchema)
+def jwks() -> tuple[dict[str, Any], dict[str, str]]:
+    """The public keys that verify access tokens (every service fetches these)"""
+    return tokens().jwks(), {"Cache-Control": f"public, max-age={JWKS_MAX_AGE_S}"}

@@ -1,0 +1,69 @@
+"""Fixtures for auth's tests: its test client, its database, a consumer with its handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from services.auth.handlers import HANDLERS
+from services.auth.models import User
+from shared.consumer import EventConsumer
+from shared.db import Database
+from tests.auth.support import PASSWORD, unique_email
+
+
+@pytest.fixture
+def api(client: Callable[[str], Any]) -> Any:
+    return client("auth")
+
+
+@pytest.fixture
+def db(dbs: Callable[[str], Database]) -> Database:
+    return dbs("auth")
+
+
+@pytest.fixture
+def register(api: Any) -> Callable[..., dict[str, Any]]:
+    """Register through the API; returns the 201 body."""
+
+    def make(email: str | None = None, password: str = PASSWORD, **extra: Any) -> dict[str, Any]:
+        response = api.post("/auth/register",
+                            json={"email": email or unique_email(), "password": password, **extra})
+        assert response.status_code == 201, response.get_json()
+        return dict(response.get_json())
+
+    return make
+
+
+@pytest.fixture
+def login(api: Any, register: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Register a new user and log in; returns the login body."""
+
+    def make(**extra: Any) -> dict[str, Any]:
+        user = register(**extra)
+        response = api.post("/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert response.status_code == 200, response.get_json()
+        return dict(response.get_json())
+
+    return make
+
+
+@pytest.fixture
+def new_user(db: Database) -> Callable[..., str]:
+    """A user inserted directly (no password hashing): for tests of event effects."""
+
+    def make(**fields: Any) -> str:
+        with db.sessions() as session:
+            user = User(email=unique_email("direct"), **fields)
+            session.add(user)
+            session.commit()
+            return user.id
+
+    return make
+
+
+@pytest.fixture
+def consumer(settings: Callable[..., Any], db: Database) -> EventConsumer:
+    return EventConsumer(settings("auth"), db, HANDLERS)
