@@ -70,6 +70,9 @@ class System:
                      interval=0.2)
 
     def _ready(self, svc: str) -> bool:
+        for proc in self.procs:
+            if not proc.alive():
+                raise AssertionError(f"{proc.args[-1]} died:\n{proc.log_tail()}")
         try:
             return requests.get(f"{self.url}/{svc}/readyz", timeout=2).status_code == 200
         except requests.RequestException:
@@ -84,7 +87,7 @@ class System:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+def system(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> Iterator[System]:
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: `make install` installs it")
     s = System(tmp_path_factory.mktemp("system"))
