@@ -19,12 +19,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kombu import Consumer
 from kombu.message import Message
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import bus, logs
@@ -34,8 +34,17 @@ from shared.events import Event, InvalidEvent, parse_event
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[UnitOfWork, Event], None]
+# One event at a time, or (marked @batched) a list of consecutive events of a batch.
+Handler = Callable[[UnitOfWork, Event], None] | Callable[[UnitOfWork, list[Event]], None]
 USER_DELETED = "auth.user.deleted"
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def batched(handler: F) -> F:
+    """Mark a handler that takes a list of events: consecutive events it handles in a
+    delivered batch are given to it together (one statement for many, where it can)."""
+    handler.batched = True  # type: ignore[attr-defined]
+    return handler
 
 
 def _is_outage(exc: BaseException) -> bool:
@@ -74,24 +83,63 @@ class EventConsumer:
     # -- applying a batch -------------------------------------------------------------
 
     def apply(self, deliveries: list[Delivery]) -> None:
-        """Apply a batch in one transaction; marks each delivery's outcome."""
+        """Apply a batch in one transaction; marks each delivery's outcome.
+
+        Optimistic first: the whole batch without savepoints, batched handlers given their
+        events together. If a handler fails, the transaction is rolled back and the batch
+        applied again one event at a time, each in a savepoint, to single out the culprit.
+        """
         fresh = [d for d in deliveries if d.event is not None and d.error is None]
         if not fresh:
             return
+        try:
+            self._apply(fresh, isolate=False)
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+            if len(fresh) == 1:  # nothing to single out: this one failed
+                self._failed(fresh[0], exc)
+            else:
+                self._apply(fresh, isolate=True)
+        self.applied_total += len(fresh)
+
+    @staticmethod
+    def _failed(d: Delivery, exc: Exception) -> None:
+        d.error = f"{type(exc).__name__}: {exc}"
+        d.permanent = isinstance(exc, InvalidEvent)
+        log.warning("handler failed", extra={
+            "event_id": d.event.id if d.event else None,
+            "type": d.event.type if d.event else None, "error": d.error})
+
+    def _claim(self, session: Any, fresh: list[Delivery]) -> tuple[set[str], set[str]]:
+        """One round trip: record the batch in the inbox (which ids are new?) and find the
+        tombstoned users among its subjects."""
         inbox, tombstones = self.db.inbox, self.db.tombstones
+        claimed = (
+            insert(inbox)
+            .values([{"consumer": self.name, "event_id": d.event.id, "type": d.event.type}
+                     for d in fresh if d.event])
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+            .cte("claimed")
+        )
+        users = {d.event.user_id for d in fresh if d.event and d.event.user_id}
+        query = select(literal("new"), claimed.c.event_id).union_all(
+            select(literal("dead"), tombstones.c.user_id)
+            .where(tombstones.c.user_id.in_(users or {""})))
+        new_ids: set[str] = set()
+        dead_users: set[str] = set()
+        for kind, value in session.execute(query):
+            (new_ids if kind == "new" else dead_users).add(value)
+        return new_ids, dead_users
+
+    def _apply(self, fresh: list[Delivery], *, isolate: bool) -> None:
+        for d in fresh:
+            d.error, d.permanent = None, False
         with UnitOfWork(self.db, source=self.settings.service) as uow:
             session = uow.session
-            new_ids = set(session.execute(
-                insert(inbox)
-                .values([{"consumer": self.name, "event_id": d.event.id, "type": d.event.type}
-                         for d in fresh if d.event])
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
-            ).scalars())
-            users = {d.event.user_id for d in fresh if d.event and d.event.user_id}
-            dead_users = set(session.execute(
-                select(tombstones.c.user_id).where(tombstones.c.user_id.in_(users))
-            ).scalars()) if users else set()
+            new_ids, dead_users = self._claim(session, fresh)
+            runs: list[tuple[Handler, list[Delivery]]] = []
             for d in fresh:
                 event = d.event
                 assert event is not None
@@ -100,34 +148,54 @@ class EventConsumer:
                 if event.user_id in dead_users and event.type != USER_DELETED:
                     continue  # about a deleted user: recorded, never applied
                 if event.type == USER_DELETED and event.user_id:
-                    session.execute(insert(tombstones).values(user_id=event.user_id)
-                                    .on_conflict_do_nothing())
+                    session.execute(insert(self.db.tombstones)
+                                    .values(user_id=event.user_id).on_conflict_do_nothing())
                     dead_users.add(event.user_id)  # later events of this batch: ignored
                 handler = self.handlers.get(event.type)
                 if handler is None:
                     continue
-                mark = len(uow.recorded)
-                try:
-                    with session.begin_nested(), logs.log_context(
-                        event_id=event.id, correlation_id=event.correlation_id
-                    ):
-                        handler(uow, event)
-                        uow.flush_events()
-                except Exception as exc:
-                    if _is_outage(exc):
-                        raise
-                    del uow.recorded[mark:]
-                    d.error = f"{type(exc).__name__}: {exc}"
-                    d.permanent = isinstance(exc, InvalidEvent)
-                    log.warning("handler failed", extra={
-                        "event_id": event.id, "type": event.type, "error": d.error})
-            if any(d.error for d in fresh):
-                # A failed event must be retried, so its inbox row must not stand.
-                failed = [d.event.id for d in fresh if d.error and d.event]
-                session.execute(inbox.delete().where(
-                    inbox.c.consumer == self.name, inbox.c.event_id.in_(failed)))
+                if (not isolate and runs and runs[-1][0] is handler
+                        and getattr(handler, "batched", False)):
+                    runs[-1][1].append(d)
+                else:
+                    runs.append((handler, [d]))
+            for handler, group in runs:
+                if isolate:
+                    self._run_isolated(uow, handler, group[0])
+                else:
+                    self._run(uow, handler, group)
+            failed = [d.event.id for d in fresh if d.error and d.event]
+            if failed:  # a failed event must be retried, so its inbox row must not stand
+                session.execute(self.db.inbox.delete().where(
+                    self.db.inbox.c.consumer == self.name,
+                    self.db.inbox.c.event_id.in_(failed)))
             uow.commit()
-        self.applied_total += len(fresh)
+
+    @staticmethod
+    def _run(uow: UnitOfWork, handler: Handler, group: list[Delivery]) -> None:
+        events = [d.event for d in group if d.event]
+        if getattr(handler, "batched", False):
+            handler(uow, events)  # type: ignore[arg-type]
+            return
+        for event in events:
+            with logs.log_context(event_id=event.id, correlation_id=event.correlation_id):
+                handler(uow, event)  # type: ignore[arg-type]
+
+    def _run_isolated(self, uow: UnitOfWork, handler: Handler, d: Delivery) -> None:
+        event = d.event
+        assert event is not None
+        mark = len(uow.recorded)
+        try:
+            with uow.session.begin_nested(), logs.log_context(
+                event_id=event.id, correlation_id=event.correlation_id
+            ):
+                self._run(uow, handler, [d])
+                uow.flush_events()
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+            del uow.recorded[mark:]
+            self._failed(d, exc)
 
     # -- settling deliveries ----------------------------------------------------------
 
@@ -223,9 +291,6 @@ class EventConsumer:
             except Exception as exc:
                 if not _is_outage(exc) or stop.is_set():
                     raise
-                for d in batch:
-                    if d.event is not None:
-                        d.error, d.permanent = None, False
                 log.warning("database unavailable, holding batch", extra={
                     "size": len(batch), "retry_in_s": backoff})
                 stop.wait(backoff)

@@ -94,13 +94,16 @@ def messaging_tables(metadata: MetaData) -> None:
 class Database:
     """One engine and session factory per process, created by the app factory or worker."""
 
-    def __init__(self, url: str, schema: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, schema: str, *, pool_size: int = 5,
+                 pre_ping: bool = True) -> None:
         self.schema = schema
         self.engine: Engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            # Web requests must not fail on a connection the database dropped (restart);
+            # workers retry whole batches anyway and skip the extra round trip.
+            pool_pre_ping=pre_ping,
             pool_recycle=1800,
             connect_args={"connect_timeout": 5, "options": f"-c search_path={schema}"},
         )
@@ -177,7 +180,8 @@ class UnitOfWork:
         return event
 
     def flush_events(self) -> None:
-        """Write recorded events to the outbox (also called by commit)."""
+        """Write recorded events to the outbox (also called by commit); the outbox's
+        trigger NOTIFYs the relay, which PostgreSQL delivers at commit."""
         if not self.recorded:
             return
         self.session.execute(
@@ -187,8 +191,6 @@ class UnitOfWork:
                 for e in self.recorded
             ],
         )
-        self.session.execute(text("SELECT pg_notify(:channel, '')"),
-                             {"channel": self.db.notify_channel})
         self.recorded = []
 
     def commit(self) -> None:

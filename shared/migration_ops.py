@@ -29,6 +29,16 @@ def create_messaging_tables(schema: str) -> None:
                     postgresql_where=sa.text("sent_at IS NOT NULL"))
     op.create_index("ix_outbox_unsent", "outbox", ["seq"], schema=schema,
                     postgresql_where=sa.text("sent_at IS NULL"))
+    # Wake the relay at commit, once per inserting statement, whoever inserts.
+    op.execute(f'''
+        CREATE FUNCTION "{schema}".notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('outbox_{schema}', '');
+            RETURN NULL;
+        END $$''')
+    op.execute(f'''
+        CREATE TRIGGER outbox_notify AFTER INSERT ON "{schema}".outbox
+        FOR EACH STATEMENT EXECUTE FUNCTION "{schema}".notify_outbox()''')
     op.create_table(
         "inbox",
         sa.Column("consumer", sa.String(length=64), nullable=False),
@@ -54,6 +64,7 @@ def drop_messaging_tables(schema: str) -> None:
     op.drop_table("deleted_user", schema=schema)
     op.drop_table("inbox", schema=schema)
     op.drop_table("outbox", schema=schema)
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_outbox()')
 
 
 def drop_enums(schema: str, *names: str) -> None:

@@ -40,14 +40,22 @@ class OutboxRelay:
     def relay_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were sent."""
         outbox = self.db.outbox
+        pending = (
+            select(outbox.c.seq)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self.settings.relay_batch)
+            .with_for_update(skip_locked=True)
+        )
         with self.db.engine.begin() as conn:
-            rows = conn.execute(
-                select(outbox.c.seq, outbox.c.event_id, outbox.c.type, outbox.c.payload)
-                .where(outbox.c.sent_at.is_(None))
-                .order_by(outbox.c.seq)
-                .limit(self.settings.relay_batch)
-                .with_for_update(skip_locked=True)
-            ).all()
+            # Claim and mark in one statement; if publishing fails the transaction rolls
+            # back and the rows are unsent again.
+            rows = sorted(conn.execute(
+                update(outbox)
+                .where(outbox.c.seq.in_(pending.scalar_subquery()))
+                .values(sent_at=func.now())
+                .returning(outbox.c.seq, outbox.c.event_id, outbox.c.type, outbox.c.payload)
+            ).all())
             if not rows:
                 return 0
             self.publisher.publish([
@@ -60,11 +68,6 @@ class OutboxRelay:
                 )
                 for row in rows
             ])
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.seq.in_([row.seq for row in rows]))
-                .values(sent_at=func.now())
-            )
         self.sent_total += len(rows)
         return len(rows)
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def run_worker(service: str, handlers: dict[str, Handler]) -> None:
     settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
-    db = Database(settings.database_url, service, pool_size=2)
+    db = Database(settings.database_url, service, pool_size=2, pre_ping=False)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ is exact whatever the order. Events about users this service does not know chang
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
@@ -27,15 +28,34 @@ def _lock_user(session: Session, user_id: str) -> User | None:
     return session.scalars(query.execution_options(populate_existing=True)).first()
 
 
-def record_goal(
-    session: Session, *, goal_id: str, user_id: str, period: str, version: int, awarded: bool
-) -> bool:
-    """Set the goal's award as of `version` unless a newer version is recorded; True if set."""
-    if _lock_user(session, user_id) is None:
-        return False
-    values = {"goal_id": goal_id, "user_id": user_id, "period": period, "version": version,
-              "points": POINTS_BY_PERIOD[period], "awarded": awarded}
-    statement = insert(AchievementAward).values(values)
+@dataclass(frozen=True)
+class GoalState:
+    """A goal's award as of one of its versions: awarded (completed) or not."""
+
+    goal_id: str
+    user_id: str
+    period: str
+    version: int
+    awarded: bool
+
+
+def record_goals(session: Session, states: list[GoalState]) -> set[str]:
+    """Apply goal states, newest version per goal winning, in two statements whatever
+    their number; returns the users whose score changed."""
+    latest: dict[str, GoalState] = {}
+    for state in states:
+        if state.goal_id not in latest or state.version > latest[state.goal_id].version:
+            latest[state.goal_id] = state
+    users = sorted({state.user_id for state in latest.values()})
+    # Lock in id order (no deadlock between workers); unknown or deleted users drop out.
+    known = set(session.scalars(
+        select(User.id).where(User.id.in_(users)).order_by(User.id).with_for_update()))
+    rows = [{"goal_id": s.goal_id, "user_id": s.user_id, "period": s.period,
+             "version": s.version, "points": POINTS_BY_PERIOD[s.period], "awarded": s.awarded}
+            for s in latest.values() if s.user_id in known]
+    if not rows:
+        return set()
+    statement = insert(AchievementAward).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=[AchievementAward.goal_id],
         set_={"period": statement.excluded.period, "points": statement.excluded.points,
@@ -43,10 +63,17 @@ def record_goal(
               "updated_at": func.now()},
         where=AchievementAward.version < statement.excluded.version,
     )
-    changed = session.execute(statement.returning(AchievementAward.goal_id)).first() is not None
+    changed = set(session.scalars(statement.returning(AchievementAward.user_id)))
     if changed:
-        _resum_score(session, user_id)
+        _resum_scores(session, changed)
     return changed
+
+
+def record_goal(
+    session: Session, *, goal_id: str, user_id: str, period: str, version: int, awarded: bool
+) -> bool:
+    """Set the goal's award as of `version` unless a newer version is recorded; True if set."""
+    return bool(record_goals(session, [GoalState(goal_id, user_id, period, version, awarded)]))
 
 
 def award_for_goal(
@@ -64,14 +91,15 @@ def withdraw_award(
                        version=version, awarded=False)
 
 
-def _resum_score(session: Session, user_id: str) -> None:
+def _resum_scores(session: Session, user_ids: set[str]) -> None:
+    """The score is derived, never incremented: exact whatever order events came in."""
     total = (
         select(func.coalesce(func.sum(AchievementAward.points), 0))
-        .where(AchievementAward.user_id == user_id, AchievementAward.awarded.is_(True))
+        .where(AchievementAward.user_id == User.id, AchievementAward.awarded.is_(True))
         .scalar_subquery()
     )
     session.execute(
-        update(User).where(User.id == user_id).values(achievement_score=total),
+        update(User).where(User.id.in_(user_ids)).values(achievement_score=total),
         execution_options={"synchronize_session": False},
     )
 

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from services.auth import achievements
-from shared.consumer import Handler
+from shared.consumer import Handler, batched
 from shared.db import UnitOfWork
 from shared.events import Event
 
 
-def on_goal_completed(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    achievements.award_for_goal(uow.session, goal_id=data["goal_id"], user_id=data["user_id"],
-                                period=data["period"], version=data["version"])
-
-
-def on_goal_withdrawn(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
-    achievements.withdraw_award(uow.session, goal_id=data["goal_id"], user_id=data["user_id"],
-                                period=data["period"], version=data["version"])
+@batched
+def on_goal_events(uow: UnitOfWork, events: list[Event]) -> None:
+    """Completed awards, reopened or deleted withdraws: a batch of them in two statements."""
+    achievements.record_goals(uow.session, [
+        achievements.GoalState(
+            goal_id=e.data["goal_id"], user_id=e.data["user_id"], period=e.data["period"],
+            version=e.data["version"], awarded=e.type == "goals.goal.completed")
+        for e in events
+    ])
 
 
 def on_story_generated(uow: UnitOfWork, event: Event) -> None:
@@ -26,8 +25,8 @@ def on_story_generated(uow: UnitOfWork, event: Event) -> None:
 
 
 HANDLERS: dict[str, Handler] = {
-    "goals.goal.completed": on_goal_completed,
-    "goals.goal.reopened": on_goal_withdrawn,
-    "goals.goal.deleted": on_goal_withdrawn,
+    "goals.goal.completed": on_goal_events,
+    "goals.goal.reopened": on_goal_events,
+    "goals.goal.deleted": on_goal_events,
     "stories.story.generated": on_story_generated,
 }
