@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "growth_diary_bench"
 NAMESPACE = f"bench{os.getpid()}"
 # Visibility is polled this often: adds at most this much (0.25 ms on average) to latency.
-POLL_S = 0.0005
+POLL_S = float(os.environ.get("BENCH_POLL_S", "0.0005"))
 
 
 def _prepare() -> None:

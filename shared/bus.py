@@ -208,6 +208,6 @@ def drain_ready(connection: Connection, *, wait: float, max_more: int) -> None:
         return
     for _ in range(max_more):
         try:
-            connection.drain_events(timeout=0.0005)
+            connection.drain_events(timeout=0)  # non-blocking: only what already arrived
         except TimeoutError:
             return

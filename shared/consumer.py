@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from kombu import Consumer
 from kombu.message import Message
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import literal, select
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import bus, logs
@@ -77,6 +77,18 @@ class EventConsumer:
         self.handlers = handlers
         self.name = name or settings.service
         self.names = bus.Names(settings.namespace)
+        schema = db.schema
+        self._claim_sql = text(f"""
+            WITH claimed AS (
+                INSERT INTO "{schema}".inbox (consumer, event_id, type)
+                SELECT :consumer, id, type
+                FROM unnest(CAST(:ids AS varchar[]), CAST(:types AS varchar[])) AS e(id, type)
+                ON CONFLICT DO NOTHING
+                RETURNING event_id)
+            SELECT 'new', event_id FROM claimed
+            UNION ALL
+            SELECT 'dead', user_id FROM "{schema}".deleted_user
+            WHERE user_id = ANY(CAST(:users AS varchar[]))""")
         self.applied_total = 0
         self._batch: list[Delivery] = []
 
@@ -113,23 +125,18 @@ class EventConsumer:
 
     def _claim(self, session: Any, fresh: list[Delivery]) -> tuple[set[str], set[str]]:
         """One round trip: record the batch in the inbox (which ids are new?) and find the
-        tombstoned users among its subjects."""
-        inbox, tombstones = self.db.inbox, self.db.tombstones
-        claimed = (
-            insert(inbox)
-            .values([{"consumer": self.name, "event_id": d.event.id, "type": d.event.type}
-                     for d in fresh if d.event])
-            .on_conflict_do_nothing()
-            .returning(inbox.c.event_id)
-            .cte("claimed")
-        )
-        users = {d.event.user_id for d in fresh if d.event and d.event.user_id}
-        query = select(literal("new"), claimed.c.event_id).union_all(
-            select(literal("dead"), tombstones.c.user_id)
-            .where(tombstones.c.user_id.in_(users or {""})))
+        tombstoned users among its subjects. Plain SQL over arrays, so the statement is the
+        same whatever the batch size (no per-batch compilation)."""
+        events = [d.event for d in fresh if d.event]
+        rows = session.execute(self._claim_sql, {
+            "consumer": self.name,
+            "ids": [e.id for e in events],
+            "types": [e.type for e in events],
+            "users": sorted({e.user_id for e in events if e.user_id}),
+        })
         new_ids: set[str] = set()
         dead_users: set[str] = set()
-        for kind, value in session.execute(query):
+        for kind, value in rows:
             (new_ids if kind == "new" else dead_users).add(value)
         return new_ids, dead_users
 
