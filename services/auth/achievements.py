@@ -2,8 +2,9 @@
 
 Events may arrive twice (the consumer's inbox absorbs that) and out of order (nothing
 absorbs that but these rules): each goal's ledger row remembers the goal version it
-reflects and only a newer version changes it; the score is re-summed from the ledger, so it
-is exact whatever the order. Events about users this service does not know change nothing.
+reflects and only a newer version changes it; a trigger on the ledger moves the score by
+exactly what each row change adds or withdraws, so it always equals the sum of the awarded
+rows. Events about users this service does not know change nothing.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from services.auth.models import AchievementAward, User
+from services.auth.models import User
 
 # Points for a completed goal, by its period: roughly the effort the period stands for
 # (a year of work outweighs a day's), so the score rewards sustained goals.
@@ -39,34 +39,45 @@ class GoalState:
     awarded: bool
 
 
+# One statement for a whole batch: rows for unknown (or deleted) users drop out in the
+# join, a row only replaces an older version of its goal, and the table's trigger moves
+# each user's score by exactly what the row adds or withdraws. Rows go in user order, so
+# two workers lock users in the same order and cannot deadlock.
+_RECORD_GOALS = text("""
+    INSERT INTO auth.achievement_awards
+        (goal_id, user_id, period, points, version, awarded, updated_at)
+    SELECT g.goal_id, g.user_id, g.period, g.points, g.version, g.awarded, now()
+    FROM unnest(CAST(:goal_ids AS varchar[]), CAST(:user_ids AS varchar[]),
+                CAST(:periods AS auth.goal_period[]), CAST(:points AS integer[]),
+                CAST(:versions AS integer[]), CAST(:awarded AS boolean[]))
+         AS g(goal_id, user_id, period, points, version, awarded)
+    JOIN auth.users u ON u.id = g.user_id
+    ORDER BY g.user_id, g.goal_id
+    ON CONFLICT (goal_id) DO UPDATE SET
+        period = EXCLUDED.period, points = EXCLUDED.points, version = EXCLUDED.version,
+        awarded = EXCLUDED.awarded, updated_at = now()
+    WHERE achievement_awards.version < EXCLUDED.version
+    RETURNING user_id""")
+
+
 def record_goals(session: Session, states: list[GoalState]) -> set[str]:
-    """Apply goal states, newest version per goal winning, in two statements whatever
-    their number; returns the users whose score changed."""
+    """Apply goal states, the newest version per goal winning; returns the users whose
+    ledger changed."""
     latest: dict[str, GoalState] = {}
     for state in states:
         if state.goal_id not in latest or state.version > latest[state.goal_id].version:
             latest[state.goal_id] = state
-    users = sorted({state.user_id for state in latest.values()})
-    # Lock in id order (no deadlock between workers); unknown or deleted users drop out.
-    known = set(session.scalars(
-        select(User.id).where(User.id.in_(users)).order_by(User.id).with_for_update()))
-    rows = [{"goal_id": s.goal_id, "user_id": s.user_id, "period": s.period,
-             "version": s.version, "points": POINTS_BY_PERIOD[s.period], "awarded": s.awarded}
-            for s in latest.values() if s.user_id in known]
+    rows = list(latest.values())
     if not rows:
         return set()
-    statement = insert(AchievementAward).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[AchievementAward.goal_id],
-        set_={"period": statement.excluded.period, "points": statement.excluded.points,
-              "version": statement.excluded.version, "awarded": statement.excluded.awarded,
-              "updated_at": func.now()},
-        where=AchievementAward.version < statement.excluded.version,
-    )
-    changed = set(session.scalars(statement.returning(AchievementAward.user_id)))
-    if changed:
-        _resum_scores(session, changed)
-    return changed
+    return set(session.scalars(_RECORD_GOALS, {
+        "goal_ids": [r.goal_id for r in rows],
+        "user_ids": [r.user_id for r in rows],
+        "periods": [r.period for r in rows],
+        "points": [POINTS_BY_PERIOD[r.period] for r in rows],
+        "versions": [r.version for r in rows],
+        "awarded": [r.awarded for r in rows],
+    }))
 
 
 def record_goal(
@@ -89,19 +100,6 @@ def withdraw_award(
     """Reopened or deleted; recorded even with no award yet, so a late completion is ignored."""
     return record_goal(session, goal_id=goal_id, user_id=user_id, period=period,
                        version=version, awarded=False)
-
-
-def _resum_scores(session: Session, user_ids: set[str]) -> None:
-    """The score is derived, never incremented: exact whatever order events came in."""
-    total = (
-        select(func.coalesce(func.sum(AchievementAward.points), 0))
-        .where(AchievementAward.user_id == User.id, AchievementAward.awarded.is_(True))
-        .scalar_subquery()
-    )
-    session.execute(
-        update(User).where(User.id.in_(user_ids)).values(achievement_score=total),
-        execution_options={"synchronize_session": False},
-    )
 
 
 def count_story_generation(session: Session, *, user_id: str, generated_at: datetime) -> None:

@@ -141,11 +141,31 @@ def upgrade() -> None:
     )
     for table in OWNED:
         op.create_index(op.f(f"ix_{table}_user_id"), table, ["user_id"], schema=S)
+    # The score follows the ledger inside the same statement: every insert or change of an
+    # award row moves its user's score by exactly the points it adds or withdraws.
+    op.execute(f'''
+        CREATE FUNCTION {S}.follow_award() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            delta integer := CASE WHEN NEW.awarded THEN NEW.points ELSE 0 END;
+        BEGIN
+            IF TG_OP = 'UPDATE' THEN
+                delta := delta - CASE WHEN OLD.awarded THEN OLD.points ELSE 0 END;
+            END IF;
+            IF delta <> 0 THEN
+                UPDATE {S}.users SET achievement_score = achievement_score + delta
+                WHERE id = NEW.user_id;
+            END IF;
+            RETURN NULL;
+        END $$''')
+    op.execute(f'''
+        CREATE TRIGGER achievement_awards_score AFTER INSERT OR UPDATE ON {S}.achievement_awards
+        FOR EACH ROW EXECUTE FUNCTION {S}.follow_award()''')
 
 
 def downgrade() -> None:
     for table in reversed(OWNED):
         op.drop_table(table, schema=S)
+    op.execute(f"DROP FUNCTION IF EXISTS {S}.follow_award()")
     op.drop_table("verification_tokens", schema=S)
     op.drop_table("users", schema=S)
     drop_enums(S, "experience_level", "goal_period")
