@@ -49,7 +49,7 @@ migrate: bootstrap ## alembic upgrade head for SERVICE (default: every service)
 test: install ## run the test suite (it bootstraps its own database growth_diary_test)
 	$(VENV)/bin/pytest -q $(ARGS)
 
-bench: install ## run the benchmark against the running stack (make run first)
+bench: install ## raw AMQP floor vs our event pipeline, with ratios (own database and queues)
 	$(PY) -m bench $(ARGS)
 
 lint: install ## ruff + mypy, shell syntax, and the compose gateway config is up to date

@@ -6,7 +6,8 @@ dev system is not disturbed and does not disturb the figures.
   saturation: a backlog of completions is committed while goals' relay is stopped; the relay
               starts and we time first award visible -> last award visible.
   steady:     completions at a fixed rate with both workers running; latency is from the
-              use case's commit returning to the award being visible in auth's ledger.
+              use case's commit returning to auth's commit of the award (announced by a
+              bench-only NOTIFY trigger, so nothing polls).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from bench.amqp_floor import percentile
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "growth_diary_bench"
 NAMESPACE = f"bench{os.getpid()}"
-# Visibility is polled this often: adds at most this much (0.25 ms on average) to latency.
-POLL_S = float(os.environ.get("BENCH_POLL_S", "0.0005"))
 
 
 def _prepare() -> None:
@@ -43,6 +42,23 @@ def _prepare() -> None:
               DATABASE, drop=True)
     for service in ("auth", "goals"):
         command.upgrade(alembic_config(service), "head")
+    # Bench-only: auth's award commits announce themselves, so latency is measured to the
+    # moment the award is committed and visible, without polling (which would steal CPU).
+    with psycopg.connect(_admin_url(), autocommit=True) as admin:
+        admin.execute("""
+            CREATE FUNCTION auth.bench_announce() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('bench_applied', NEW.goal_id); RETURN NULL; END $$""")
+        admin.execute("""
+            CREATE TRIGGER bench_announce AFTER INSERT OR UPDATE ON auth.achievement_awards
+            FOR EACH ROW EXECUTE FUNCTION auth.bench_announce()""")
+
+
+def _admin_url() -> str:
+    from shared.config import env
+
+    url = make_url(env("DATABASE_ADMIN_URL", "postgresql://postgres@localhost:5432/postgres"))
+    return url.set(drivername="postgresql", database=DATABASE).render_as_string(
+        hide_password=False)
 
 
 def _worker(service: str) -> subprocess.Popen[bytes]:
@@ -146,8 +162,9 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
 
         # Steady: one completion every 1/rate seconds; wait for each to be applied.
         latencies: list[float] = []
+        listener = psycopg.connect(_admin_url(), autocommit=True)
+        listener.execute("LISTEN bench_applied")
         start = time.perf_counter()
-        query = "SELECT 1 FROM auth.achievement_awards WHERE goal_id = %s AND awarded"
         for i, (uid, gid) in enumerate(goals[backlog:backlog + steady_count]):
             slot = start + i / steady_rate
             while (now := time.perf_counter()) < slot:
@@ -155,11 +172,15 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
             with UnitOfWork(db, source="/bench") as uow:
                 complete_goal(uow, user_id=uid, goal_id=gid)
             committed = time.perf_counter()
-            while conn.execute(query, (gid,)).fetchone() is None:
-                if time.perf_counter() - committed > 10:
-                    raise RuntimeError(f"award for {gid} not applied within 10 s")
-                time.sleep(POLL_S)  # a tight loop would steal a core from what we measure
-            latencies.append((time.perf_counter() - committed) * 1000)
+            seen = None
+            for note in listener.notifies(timeout=10):
+                if note.payload == gid:
+                    seen = time.perf_counter()
+                    break
+            if seen is None:
+                raise RuntimeError(f"award for {gid} not applied within 10 s")
+            latencies.append((seen - committed) * 1000)
+        listener.close()
         steady = {"rate": steady_rate, "count": steady_count,
                   "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
         conn.close()

@@ -237,11 +237,11 @@ class EventConsumer:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def _receive(self, body: Any, message: Message) -> None:
+    def _receive(self, message: Message) -> None:
+        """Raw message in (kombu's decoding skipped: the envelope is parsed once, here)."""
         delivery = Delivery(message=message)
         try:
-            raw = message.body
-            envelope = json.loads(raw if isinstance(raw, (bytes, str)) else body)
+            envelope = json.loads(message.body)
             if not isinstance(envelope, dict):
                 raise InvalidEvent("envelope is not a JSON object")
             delivery.event = parse_event(envelope)
@@ -264,7 +264,7 @@ class EventConsumer:
                 bus.declare(channel, self.names, queues)
                 channel.basic_qos(0, self.settings.consumer_prefetch, False)
                 publisher = bus.ConfirmingPublisher(connection, names=self.names)
-                consumer = Consumer(channel, queues=[queues[0]], callbacks=[self._receive],
+                consumer = Consumer(channel, queues=[queues[0]], on_message=self._receive,
                                     no_ack=False, accept=None)
                 with consumer:
                     backoff = 0.5
