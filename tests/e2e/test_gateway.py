@@ -3,6 +3,7 @@ service behind the real nginx gateway, driven over HTTP only."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -66,8 +67,8 @@ class System:
         subprocess.run([NGINX, "-c", str(conf), "-p", str(self.root / "var" / "nginx")],
                        env=self.env, check=True, capture_output=True)
         for svc in SERVICES:
-            wait_for(lambda s=svc: self._ready(s), timeout=60, message=f"{svc} ready",
-                     interval=0.2)
+            wait_for(functools.partial(self._ready, svc), timeout=60,
+                     message=f"{svc} ready", interval=0.2)
 
     def _ready(self, svc: str) -> bool:
         for proc in self.procs:

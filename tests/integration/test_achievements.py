@@ -3,6 +3,7 @@ goal completed -> achievement score; user deleted -> every goal gone, nothing co
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -193,7 +194,8 @@ def test_deleting_an_account_removes_every_goal_and_late_events_bring_nothing_ba
                          message_id=e.id, headers={}) for e in (late, created)])
     for service in ("auth", "stories"):
         if service in migrated_services():
-            wait_for(lambda s=service: _in_inbox(dbs(s), late.id), message=f"{service} saw it")
+            wait_for(functools.partial(_in_inbox, dbs(service), late.id),
+                     message=f"{service} saw it")
     with dbs("auth").engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM auth.achievement_awards "
                                  "WHERE user_id = :u"), {"u": user_id}).scalar_one() == 0

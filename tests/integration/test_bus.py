@@ -308,3 +308,23 @@ def test_dead_letters_can_be_listed_and_replayed_once_the_cause_is_fixed(
     assert dlq.replay(settings, None) == 1
     wait_for(lambda: applied == [e.id], message="replayed event applied")
     assert queue_depth(infrastructure["amqp_url"], dead) == 0
+
+
+def test_a_consumer_whose_queue_vanished_reconnects_and_declares_it_again(
+        namespace: str, running: Running, dbs: Any, infrastructure: dict[str, str]) -> None:
+    """What a broker reset looks like to a consumer: its topology is gone; it rebuilds it."""
+    settings = probe_settings(namespace)
+    got: list[str] = []
+    start_consumer(running, settings, dbs("goals"),
+                   {"goals.goal.completed": lambda uow, e: got.append(e.id)})
+    names = bus.Names(namespace)
+    amqp = infrastructure["amqp_url"]
+    with Connection(amqp) as conn:
+        channel = conn.channel()
+        channel.queue_delete(names.queue("probe"))
+        channel.exchange_delete(names.events)
+    wait_for(lambda: _queue_exists(amqp, names.queue("probe")), timeout=15,
+             message="queue declared again")
+    e = completed()
+    publish_event(amqp, namespace, e)  # the exchange and binding are back too
+    wait_for(lambda: got == [e.id], message="event consumed after the rebuild")
