@@ -117,6 +117,7 @@ def database(infrastructure: dict[str, str]) -> Iterator[str]:
         command.upgrade(alembic_config(service), "head")
     yield name
     _delete_bus_namespace(infrastructure["amqp_url"])
+    shutil.rmtree(_TMP, ignore_errors=True)
 
 
 def _delete_bus_namespace(amqp_url: str) -> None:
