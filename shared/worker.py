@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from shared.config import Settings
@@ -21,7 +22,14 @@ from shared.outbox import OutboxRelay
 log = logging.getLogger(__name__)
 
 
-def run_worker(service: str, handlers: dict[str, Handler]) -> None:
+def run_worker(
+    service: str,
+    handlers: dict[str, Handler],
+    *,
+    loops: Sequence[Callable[[Settings, Database, threading.Event], None]] = (),
+) -> None:
+    """Relay and consumer, plus any service-specific `loops` (each in its own thread,
+    each returning once `stop` is set)."""
     settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
     db = Database(settings.database_url, service, pool_size=2, pre_ping=False)
@@ -38,8 +46,11 @@ def run_worker(service: str, handlers: dict[str, Handler]) -> None:
     # Everything loaded so far lives as long as the process: keep the collector off it, so
     # its pauses stay short while events flow.
     gc.freeze()
-    relay_thread = threading.Thread(target=relay.run, args=(stop,), name="outbox-relay")
-    relay_thread.start()
+    threads = [threading.Thread(target=relay.run, args=(stop,), name="outbox-relay")]
+    threads += [threading.Thread(target=loop, args=(settings, db, stop), name=loop.__name__)
+                for loop in loops]
+    for thread in threads:
+        thread.start()
     log.info("worker started", extra={"handles": sorted(handlers)})
     try:
         if handlers:
@@ -48,6 +59,7 @@ def run_worker(service: str, handlers: dict[str, Handler]) -> None:
             stop.wait()
     finally:
         stop.set()
-        relay_thread.join(timeout=30)
+        for thread in threads:
+            thread.join(timeout=30)
         db.dispose()
         log.info("worker stopped")

@@ -25,7 +25,11 @@ def create_app(
         description="Accounts, sessions and EdDSA access tokens (public keys at "
                     "/auth/.well-known/jwks.json), and users' career profiles. Deleting an "
                     "account deletes the user's data everywhere (auth.user.deleted).",
-        blueprints=[blp],
+        blueprints=[
+            blp,
+            # recovery blueprint: registered here
+            # adapter blueprint: registered here
+        ],
         config=config,
         **wiring,
     )
