@@ -14,9 +14,10 @@ import logging
 import threading
 import time
 from datetime import timedelta
+from typing import Any
 
 import psycopg
-from sqlalchemy import Text, cast, delete, func, select, update
+from sqlalchemy import delete, func
 from sqlalchemy.engine import make_url
 
 from shared import bus
@@ -36,39 +37,46 @@ class OutboxRelay:
         )
         self.sent_total = 0
         self._last_prune = 0.0
+        table = f'"{db.schema}".outbox'
+        self._claim_sql = f"""
+            WITH batch AS (
+                SELECT seq FROM {table} WHERE sent_at IS NULL
+                ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED)
+            UPDATE {table} o SET sent_at = now() FROM batch WHERE o.seq = batch.seq
+            RETURNING o.seq, o.event_id, o.type, o.payload::text"""
 
     def relay_batch(self) -> int:
-        """Publish one batch of unsent rows; returns how many were sent."""
-        outbox = self.db.outbox
-        pending = (
-            select(outbox.c.seq)
-            .where(outbox.c.sent_at.is_(None))
-            .order_by(outbox.c.seq)
-            .limit(self.settings.relay_batch)
-            .with_for_update(skip_locked=True)
-        )
-        with self.db.engine.begin() as conn:
-            # Claim and mark in one statement; if publishing fails the transaction rolls
-            # back and the rows are unsent again.
-            rows = sorted(conn.execute(
-                update(outbox)
-                .where(outbox.c.seq.in_(pending.scalar_subquery()))
-                .values(sent_at=func.now())
-                .returning(outbox.c.seq, outbox.c.event_id, outbox.c.type,
-                           cast(outbox.c.payload, Text).label("body"))
-            ).all())
+        """Publish one batch of unsent rows; returns how many were sent.
+
+        Claim and mark in one statement, publish, then commit: if publishing fails the
+        transaction rolls back and the rows are unsent again. This is the latency path, so
+        it runs on the pool's DBAPI connection with a prepared statement, no ORM in between.
+        """
+        conn = self.db.engine.raw_connection()
+        try:
+            cursor: Any = conn.cursor()  # a psycopg cursor (prepare= is psycopg's)
+            cursor.execute(self._claim_sql, (self.settings.relay_batch,), prepare=True)
+            rows = sorted(cursor.fetchall())
+            cursor.close()
             if not rows:
+                conn.commit()
                 return 0
             self.publisher.publish([
                 bus.Outgoing(
                     exchange=self.publisher.names.events,
-                    routing_key=row.type,
-                    body=row.body.encode(),  # the stored JSON as is: no parse, no dump
-                    message_id=row.event_id,
+                    routing_key=type_,
+                    body=body.encode(),  # the stored JSON as is: no parse, no dump
+                    message_id=event_id,
                     headers={},
                 )
-                for row in rows
+                for _seq, event_id, type_, body in rows
             ])
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()  # back to the pool
         self.sent_total += len(rows)
         return len(rows)
 
