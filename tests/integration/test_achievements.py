@@ -168,6 +168,21 @@ def test_a_worker_killed_mid_stream_applies_every_award_exactly_once(
     assert score(client, headers) == 150
 
 
+def test_a_worker_stopped_with_sigterm_exits_cleanly_and_loses_nothing(
+        workers: Workers, client: Any, member: Any) -> None:
+    _, headers = member
+    goals = client("goals")
+    ids = [new_goal(client, headers) for _ in range(100)]
+    workers.procs["auth"].kill()
+    for goal_id in ids:
+        goals.post(f"/goals/{goal_id}/complete", headers=headers)
+    proc = workers.start("auth")
+    wait_for(lambda: score(client, headers) > 0, timeout=30, message="some applied")
+    assert proc.terminate(timeout=20) == 0, proc.log_tail()  # graceful: batch done, acked
+    workers.start("auth")
+    wait_for(lambda: score(client, headers) == 100, timeout=60, message="all 100 applied")
+
+
 def test_deleting_an_account_removes_every_goal_and_late_events_bring_nothing_back(
         workers: Workers, client: Any, member: Any, dbs: Any) -> None:
     user_id, headers = member
