@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -121,6 +122,17 @@ class Database:
             self.tombstones.select().where(self.tombstones.c.user_id == user_id)
         ).first()
         return row is not None
+
+    def listen(self, channel: str) -> psycopg.Connection[Any]:
+        """A dedicated autocommit connection LISTENing on `channel` (outside the pool: it
+        lives as long as the loop that waits on it)."""
+        url = self.engine.url
+        conn = psycopg.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password,
+            dbname=url.database, autocommit=True, connect_timeout=5,
+        )
+        conn.execute(f'LISTEN "{channel}"')
+        return conn
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -16,9 +16,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 from sqlalchemy import delete, func
-from sqlalchemy.engine import make_url
 
 from shared import bus
 from shared.config import Settings
@@ -102,7 +100,7 @@ class OutboxRelay:
         backoff = 0.5
         while not stop.is_set():
             try:
-                with self._listen() as listener:
+                with self.db.listen(self.db.notify_channel) as listener:
                     self.drain()  # catch up on whatever was committed while we were away
                     backoff = 0.5
                     last_drain = time.monotonic()
@@ -120,15 +118,6 @@ class OutboxRelay:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
         self.publisher.reset()
-
-    def _listen(self) -> psycopg.Connection:
-        url = make_url(self.settings.database_url)
-        conn = psycopg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password,
-            dbname=url.database, autocommit=True, connect_timeout=5,
-        )
-        conn.execute(f'LISTEN "{self.db.notify_channel}"')
-        return conn
 
     def _maybe_prune(self) -> None:
         now = time.monotonic()
