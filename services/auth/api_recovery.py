@@ -1,0 +1,79 @@
+"""Recovery routes: verify an email, reset a forgotten password, change a known one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+from flask_smorest import Blueprint
+
+from services.auth import recovery
+from services.auth.schemas_recovery import (
+    AcceptedSchema,
+    LinkTokenSchema,
+    PasswordChangeSchema,
+    ResetConfirmSchema,
+    ResetRequestSchema,
+)
+from shared.http import authenticated, current_user_id, unit_of_work
+
+recovery_blp = Blueprint("recovery", __name__, url_prefix="/auth",
+                         description="Email verification and password recovery")
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
+# One answer whatever happened, so it tells nobody whether an account exists.
+RESET_REQUESTED = {"message": "If an account exists for this email, a link to reset its "
+                              "password is on its way."}
+VERIFICATION_RESENT = {"message": "If your email is not yet verified, a new link is on its way."}
+
+
+@recovery_blp.route("/verify-email", methods=["POST"])
+@recovery_blp.arguments(LinkTokenSchema)
+@recovery_blp.response(204)
+@recovery_blp.alt_response(400, description="The link is invalid, expired or already used")
+def verify_email(body: dict[str, Any]) -> None:
+    """Confirm my email address with the link from the verification mail"""
+    with unit_of_work() as uow:
+        recovery.verify_email(uow, token=body["token"])
+
+
+@recovery_blp.route("/verify-email/resend", methods=["POST"])
+@authenticated
+@recovery_blp.response(202, AcceptedSchema)
+@recovery_blp.doc(security=SECURITY)
+def resend_verification() -> dict[str, str]:
+    """Mail me a new verification link (at most one a minute)"""
+    with unit_of_work() as uow:
+        recovery.resend_verification(uow, user_id=current_user_id())
+    return VERIFICATION_RESENT
+
+
+@recovery_blp.route("/password-reset/request", methods=["POST"])
+@recovery_blp.arguments(ResetRequestSchema)
+@recovery_blp.response(202, AcceptedSchema)
+def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
+    """Mail a password reset link, valid one hour, if the account exists"""
+    with unit_of_work() as uow:
+        recovery.request_password_reset(uow, email=body["email"])
+    return RESET_REQUESTED
+
+
+@recovery_blp.route("/password-reset/confirm", methods=["POST"])
+@recovery_blp.arguments(ResetConfirmSchema)
+@recovery_blp.response(204)
+@recovery_blp.alt_response(400, description="The link is invalid, expired or already used")
+def confirm_password_reset(body: dict[str, Any]) -> None:
+    """Set a new password with the reset link; ends every session of the account"""
+    with unit_of_work() as uow:
+        recovery.confirm_password_reset(uow, token=body["token"], password=body["password"])
+
+
+@recovery_blp.route("/me/password", methods=["POST"])
+@authenticated
+@recovery_blp.arguments(PasswordChangeSchema)
+@recovery_blp.response(204)
+@recovery_blp.doc(security=SECURITY)
+def change_password(body: dict[str, Any]) -> None:
+    """Change my password; ends my other sessions (this one stays)"""
+    with unit_of_work() as uow:
+        recovery.change_password(uow, user_id=current_user_id(),
+                                 session_id=g.claims.session_id, **body)

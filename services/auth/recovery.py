@@ -1,0 +1,197 @@
+"""Proving an email address and getting back into an account: verification links,
+password resets, password changes. Plain functions of a unit of work; no Flask.
+
+Links carry a 256-bit secret from `secrets`; only its SHA-256 is stored, and a link is
+redeemed by one conditional statement (UPDATE/DELETE ... RETURNING), so of any number of
+concurrent redemptions exactly one wins. Secrets are looked up by hash in the database,
+never compared in Python. Mail is only queued here (services.auth.mail), in the same
+transaction, and sent by the worker. Links open front-end pages (PUBLIC_BASE_URL) that
+POST the token: a GET that redeemed it would be spent by mail scanners prefetching links.
+
+Who gets a reset link: every account, with a password or not. The link proves control of
+the mailbox, which is what Auth.js's email sign-in accepts too, so an OAuth-only user may
+use it to set a first password. Redeeming it also marks the email verified, for the same
+reason. Requests for unknown emails get the same answer and send nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session as DbSession
+
+from services.auth import mail, passwords
+from services.auth.models import PasswordReset, Session, User, VerificationToken
+from services.auth.tokens import new_secret, secret_hash
+from services.auth.usecases import normalize_email
+from shared.config import env
+from shared.db import UnitOfWork, utcnow
+from shared.errors import DomainError, Invalid, NotFound
+
+log = logging.getLogger(__name__)
+RESET_TTL = timedelta(hours=1)
+VERIFICATION_TTL = timedelta(hours=24)
+# One link per user per minute at most: the public reset form must not become a way to
+# flood someone's inbox. Within the cooldown the request is answered alike and sends nothing.
+MAIL_COOLDOWN = timedelta(minutes=1)
+# Our verification tokens share Auth.js's table; the prefix keeps the two kinds apart and
+# binds ours to a user and the address the link was sent to.
+VERIFY_PREFIX = "verify-email:"
+
+
+class InvalidLink(DomainError):
+    """400, not 422: the link is what is wrong, not anything the user typed."""
+
+    status, title = 400, "Bad Request"
+
+    def __init__(self) -> None:
+        message = "The link is invalid, has expired or has already been used"
+        super().__init__(message, errors={"token": [message]})
+
+
+def public_base_url() -> str:
+    return env("PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/")
+
+
+def _identifier(user: User) -> str:
+    return f"{VERIFY_PREFIX}{user.id}:{user.email}"
+
+
+def _locked_user(session: DbSession, user_id: str) -> User | None:
+    return session.scalars(select(User).where(User.id == user_id).with_for_update()).first()
+
+
+def queue_verification(session: DbSession, user: User) -> None:
+    """A new verification link for `user`, mailed by the worker once the caller commits."""
+    secret = new_secret()
+    session.execute(delete(VerificationToken).where(
+        VerificationToken.identifier == _identifier(user),
+        VerificationToken.expires <= func.now()))
+    session.execute(insert(VerificationToken).values(
+        identifier=_identifier(user), token=secret_hash(secret),
+        expires=func.now() + VERIFICATION_TTL))
+    mail.queue_mail(session, to=user.email, subject="Confirm your email for Growth Diary", body=(
+        f"Hello{' ' + user.name if user.name else ''},\n\n"
+        f"please confirm your email address by opening this link within 24 hours:\n\n"
+        f"{public_base_url()}/verify-email?token={secret}\n\n"
+        "If you did not create a Growth Diary account, you can ignore this mail.\n"))
+
+
+def verify_email(uow: UnitOfWork, *, token: str) -> None:
+    identifier = uow.session.scalar(
+        delete(VerificationToken)
+        .where(VerificationToken.token == secret_hash(token),
+               VerificationToken.expires > func.now(),
+               VerificationToken.identifier.startswith(VERIFY_PREFIX, autoescape=True))
+        .returning(VerificationToken.identifier))
+    if identifier is None:
+        raise InvalidLink()
+    user_id, _, email = identifier.removeprefix(VERIFY_PREFIX).partition(":")
+    user = _locked_user(uow.session, user_id)
+    if user is None or user.email != email:  # gone, or the link went to another address
+        raise InvalidLink()
+    _mark_verified(user)
+    uow.session.execute(delete(VerificationToken).where(
+        VerificationToken.identifier == _identifier(user)))  # its siblings are moot now
+    uow.commit()
+
+
+def resend_verification(uow: UnitOfWork, *, user_id: str) -> None:
+    """Answered alike whether or not a mail goes out (already verified, or in cooldown)."""
+    user = _locked_user(uow.session, user_id)
+    if user is None or user.verified:
+        return
+    recent = uow.session.scalar(select(exists().where(
+        VerificationToken.identifier == _identifier(user),
+        VerificationToken.expires > func.now() + VERIFICATION_TTL - MAIL_COOLDOWN)))
+    if not recent:
+        queue_verification(uow.session, user)
+        uow.commit()
+
+
+def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
+    """Answered alike for every email: whether an account exists is nobody's business."""
+    user = uow.session.scalars(
+        select(User).where(User.email == normalize_email(email)).with_for_update()).first()
+    if user is None:
+        return
+    recent = uow.session.scalar(select(exists().where(
+        PasswordReset.user_id == user.id, PasswordReset.used.is_(False),
+        PasswordReset.created_at > func.now() - MAIL_COOLDOWN)))
+    if recent:
+        return
+    secret = new_secret()
+    uow.session.execute(insert(PasswordReset).values(
+        user_id=user.id, token=secret_hash(secret), expires_at=func.now() + RESET_TTL))
+    mail.queue_mail(uow.session, to=user.email, subject="Reset your Growth Diary password",
+                    body=(
+        "Someone (hopefully you) asked to reset the password of your Growth Diary account.\n"
+        "To choose a new password, open this link within one hour:\n\n"
+        f"{public_base_url()}/reset-password?token={secret}\n\n"
+        "The link works once. If you did not ask for it, ignore this mail: your password\n"
+        "stays as it is.\n"))
+    uow.commit()
+
+
+def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str) -> None:
+    """Set the new password and end every session and outstanding link of the user."""
+    passwords.check_policy(password)  # refuse a bad password before spending the link
+    user_id = uow.session.scalar(
+        update(PasswordReset)
+        .where(PasswordReset.token == secret_hash(token), PasswordReset.used.is_(False),
+               PasswordReset.expires_at > func.now())
+        .values(used=True)
+        .returning(PasswordReset.user_id))
+    if user_id is None:
+        raise InvalidLink()
+    user = _locked_user(uow.session, user_id)
+    if user is None:
+        raise InvalidLink()
+    # Raising here rolls the redemption back too: the link stays good for a second try.
+    passwords.check_policy(password, email=user.email)
+    user.password = passwords.hash_password(password)
+    _mark_verified(user)
+    uow.session.execute(delete(Session).where(Session.user_id == user.id))
+    _revoke_links(uow.session, user, verification=True)
+    uow.commit()
+    log.info("password reset", extra={"user_id": user.id})
+
+
+def change_password(uow: UnitOfWork, *, user_id: str, session_id: str | None,
+                    current_password: str, new_password: str) -> None:
+    """End every other session (the caller's, `session_id`, stays) and any reset link."""
+    user = _locked_user(uow.session, user_id)
+    if user is None:
+        raise NotFound("No such user")
+    passwords.check_policy(new_password, email=user.email, field="newPassword")
+    if not passwords.verify_password(user.password, current_password):
+        raise Invalid({"currentPassword": ["Does not match your current password."]})
+    user.password = passwords.hash_password(new_password)
+    others = delete(Session).where(Session.user_id == user.id)
+    if session_id:
+        others = others.where(Session.id != session_id)
+    uow.session.execute(others)
+    _revoke_links(uow.session, user, verification=False)
+    uow.commit()
+    log.info("password changed", extra={"user_id": user.id})
+
+
+def _mark_verified(user: User) -> None:
+    if not user.verified or user.email_verified is None:
+        user.verified = True
+        user.email_verified = utcnow()
+
+
+def _revoke_links(session: DbSession, user: User, *, verification: bool) -> None:
+    """Outstanding reset links, and with `verification` also email links (ours and any
+    Auth.js sign-in link for the address): after a reset none of them may still open it."""
+    session.execute(update(PasswordReset)
+                    .where(PasswordReset.user_id == user.id, PasswordReset.used.is_(False))
+                    .values(used=True))
+    if verification:
+        session.execute(delete(VerificationToken).where(or_(
+            VerificationToken.identifier.startswith(f"{VERIFY_PREFIX}{user.id}:",
+                                                    autoescape=True),
+            VerificationToken.identifier == user.email)))

@@ -1,0 +1,39 @@
+"""The HTTP contract of email verification and password recovery (camelCase JSON).
+
+Link tokens and passwords are load-only: nothing here ever writes a secret back out.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from services.auth.schemas import SECRET, EmailAddress
+
+LINK_TOKEN = validate.Length(min=1, max=200)
+
+
+class LinkTokenSchema(Schema):
+    token = fields.String(required=True, load_only=True, validate=LINK_TOKEN, metadata={
+        "description": "The `token` parameter of the link in the mail."})
+
+
+class ResetRequestSchema(Schema):
+    email = EmailAddress(required=True, validate=validate.Length(max=254))
+
+
+class ResetConfirmSchema(LinkTokenSchema):
+    password = fields.String(required=True, load_only=True, validate=SECRET, metadata={
+        "description": "The new password: 8 to 128 characters, not a commonly used one."})
+
+
+class PasswordChangeSchema(Schema):
+    currentPassword = fields.String(attribute="current_password", required=True,
+                                    load_only=True, validate=SECRET)
+    newPassword = fields.String(attribute="new_password", required=True, load_only=True,
+                                validate=SECRET, metadata={
+                                    "description": "8 to 128 characters, not a commonly used "
+                                                   "password."})
+
+
+class AcceptedSchema(Schema):
+    message = fields.String()
