@@ -1,18 +1,27 @@
 """Access-token verification, done by every service itself with auth's public keys.
 
-Only asymmetric algorithms are accepted, so `alg: none` and HS256 tokens forged with a
-public key as the secret are refused. Keys come from auth's JWKS (cached, refetched when an
-unknown `kid` appears, which is how a rotated key is picked up).
+Only EdDSA is accepted, and the key must be one the JWKS publishes for EdDSA, so `alg: none`
+and HS256 tokens forged with a public key as the secret are refused. Keys come either from a
+source in this process (auth, whose key folder changes on rotation) or from auth's JWKS URL:
+cached for JWKS_CACHE_S and refetched when an unknown `kid` appears, at most once every
+JWKS_REFETCH_COOLDOWN_S, which is how a rotated key is picked up without a restart and how
+forged `kid`s are kept from turning every request into a fetch from auth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-ALGORITHMS = ["EdDSA", "RS256"]
+ALGORITHMS = ["EdDSA"]
+JWKS_CACHE_S = 300  # also the max-age auth's JWKS route advertises
+JWKS_REFETCH_COOLDOWN_S = 1.0
+LEEWAY_S = 5
+
+Jwks = dict[str, Any]
 
 
 class InvalidToken(Exception):
@@ -27,49 +36,77 @@ class Claims:
 
 
 class TokenVerifier:
+    """Checks signature, `exp`, `iat`, `iss`, `aud` and `sub` of an access token.
+
+    `jwks` is a JWKS document or a callable returning the current one (auth's own keys,
+    reloaded on rotation); else `jwks_url` is fetched.
+    """
+
     def __init__(
         self,
         *,
         issuer: str,
         audience: str,
         jwks_url: str | None = None,
-        jwks: dict[str, Any] | None = None,
+        jwks: Jwks | Callable[[], Jwks] | None = None,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
-        self._static = jwt.PyJWKSet.from_dict(jwks) if jwks else None
+        self._source: Callable[[], Jwks] | None = None
+        if callable(jwks):
+            self._source = jwks
+        elif jwks is not None:
+            static = jwks
+            self._source = lambda: static
+        self._parsed: tuple[Jwks, jwt.PyJWKSet] | None = None
         self._client = (
-            jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5)
-            if jwks_url and not jwks
+            jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=JWKS_CACHE_S, timeout=5,
+                            cooldown_duration=JWKS_REFETCH_COOLDOWN_S)
+            if jwks_url and self._source is None
             else None
         )
 
-    def _key(self, token: str) -> Any:
+    def _local_keys(self, source: Callable[[], Jwks]) -> jwt.PyJWKSet:
+        """Parse the source's document once per version (it returns the same dict until the
+        keys change)."""
+        document = source()
+        parsed = self._parsed
+        if parsed is None or parsed[0] is not document:
+            parsed = (document, jwt.PyJWKSet.from_dict(document))
+            self._parsed = parsed
+        return parsed[1]
+
+    def _key(self, token: str) -> jwt.PyJWK:
         header = jwt.get_unverified_header(token)
-        if header.get("alg") not in ALGORITHMS:
+        alg = header.get("alg")
+        if alg not in ALGORITHMS:
             raise InvalidToken("algorithm not allowed")
         kid = header.get("kid")
-        if self._static is not None:
-            for key in self._static.keys:
-                if key.key_id == kid:
-                    return key.key
-            raise InvalidToken("unknown key")
-        if self._client is None:
-            raise InvalidToken("no keys configured")
         if not isinstance(kid, str):
             raise InvalidToken("token has no key id")
-        return self._client.get_signing_key(kid).key
+        if self._source is not None:
+            key = next((k for k in self._local_keys(self._source).keys if k.key_id == kid), None)
+            if key is None:
+                raise InvalidToken("unknown key")
+        elif self._client is not None:
+            key = self._client.get_signing_key(kid)
+        else:
+            raise InvalidToken("no keys configured")
+        if key.algorithm_name != alg:  # an EdDSA key verifies EdDSA tokens, nothing else
+            raise InvalidToken("key and algorithm do not match")
+        return key
 
     def verify(self, token: str) -> Claims:
         try:
+            key = self._key(token)
             claims = jwt.decode(
                 token,
-                self._key(token),
-                algorithms=ALGORITHMS,
+                key.key,
+                algorithms=[key.algorithm_name],
                 audience=self.audience,
                 issuer=self.issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-                leeway=5,
+                leeway=LEEWAY_S,
             )
         except InvalidToken:
             raise

@@ -8,7 +8,7 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.auth import usecases
+from services.auth import throttle, usecases
 from services.auth.models import User
 from services.auth.schemas import (
     AccessTokenSchema,
@@ -62,10 +62,15 @@ def register(body: dict[str, Any]) -> User:
 @blp.arguments(LoginSchema)
 @blp.response(200, LoginResultSchema)
 @blp.alt_response(401, description="The email or password is incorrect")
+@blp.alt_response(429, description="Too many failed logins for this account or client; "
+                                   "see Retry-After")
 def login(body: dict[str, Any]) -> usecases.Login:
     """Log in: a short-lived access token and a session token to refresh it"""
+    client = throttle.client_address(request.headers.get("X-Forwarded-For"),
+                                     request.remote_addr)
     with unit_of_work() as uow:
-        return usecases.login(uow, tokens=tokens(), **body)
+        return usecases.login(uow, tokens=tokens(), client=client,
+                              limits=throttle.Limits.from_env(), **body)
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -91,6 +96,16 @@ def logout(body: dict[str, Any]) -> None:
         usecases.logout(uow, session_token=body.get("session_token"),
                         user_id=claims.user_id if claims else None,
                         session_id=claims.session_id if claims else None)
+
+
+@blp.route("/logout-all", methods=["POST"])
+@blp.response(204)
+@blp.doc(security=SECURITY)
+@authenticated
+def logout_all() -> None:
+    """End every session of mine, on every device"""
+    with unit_of_work() as uow:
+        usecases.logout_all(uow, user_id=current_user_id())
 
 
 @blp.route("/me")

@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Flask
 
+from services.auth.adapter_api import adapter_blp
 from services.auth.api import blp
+from services.auth.api_recovery import recovery_blp
 from services.auth.tokens import TokenIssuer
 from shared.config import Settings
 from shared.http import create_service_app
@@ -27,8 +29,8 @@ def create_app(
                     "account deletes the user's data everywhere (auth.user.deleted).",
         blueprints=[
             blp,
-            # recovery blueprint: registered here
-            # adapter blueprint: registered here
+            recovery_blp,
+            adapter_blp,
         ],
         config=config,
         **wiring,

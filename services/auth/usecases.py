@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as DbSession
 
-from services.auth import passwords
+from services.auth import passwords, throttle
 from services.auth.models import Session, User
 from services.auth.tokens import AccessToken, TokenIssuer, new_secret, secret_hash
 from shared.db import UnitOfWork, utcnow
@@ -65,17 +65,37 @@ def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = N
     except IntegrityError as exc:  # a concurrent registration won the race
         raise Conflict("An account with this email already exists") from exc
     uow.publish("auth.user.registered", public_profile(user))
+    from services.auth import recovery  # imports this module: resolved at call time
+
+    recovery.queue_verification(uow.session, user)
     uow.commit()
     return user
 
 
-def login(uow: UnitOfWork, *, email: str, password: str, tokens: TokenIssuer) -> Login:
-    """Unknown email, wrong password and password-less (OAuth) user fail alike, in like time."""
-    user = uow.session.scalars(
-        select(User).where(User.email == normalize_email(email))).first()
+def login(
+    uow: UnitOfWork,
+    *,
+    email: str,
+    password: str,
+    tokens: TokenIssuer,
+    client: str,
+    limits: throttle.Limits | None = None,
+) -> Login:
+    """Unknown email, wrong password and password-less (OAuth) user fail alike, in like time.
+
+    The attempt is counted (and committed) before the password is checked, so a worker
+    dying mid-hash still counts it and parallel guesses cannot outrun the limit.
+    """
+    email = normalize_email(email)
+    throttle.take_attempt(uow.session, email=email, client=client,
+                          limits=limits or throttle.Limits())
+    uow.commit()
+    user = uow.session.scalars(select(User).where(User.email == email)).first()
     stored = user.password if user is not None else None
-    if user is None or not passwords.verify_password(stored, password):
+    matched = passwords.verify_password(stored, password)  # always hashes, even for no one
+    if user is None or not matched:
         raise Unauthorized(BAD_CREDENTIALS)
+    throttle.give_back(uow.session, email=email, client=client)
     if stored and passwords.needs_rehash(stored):
         user.password = passwords.hash_password(password)  # parameters raised since: upgrade
     secret = new_secret()
@@ -89,6 +109,7 @@ def login(uow: UnitOfWork, *, email: str, password: str, tokens: TokenIssuer) ->
 
 
 def refresh(uow: UnitOfWork, *, session_token: str, tokens: TokenIssuer) -> AccessToken:
+    """Looked up by the token's hash: no secret is ever compared in Python."""
     session = uow.session.scalars(
         select(Session).where(Session.session_token == secret_hash(session_token))).first()
     if session is None:
@@ -114,6 +135,15 @@ def logout(
     elif user_id and session_id:
         uow.session.execute(
             delete(Session).where(Session.id == session_id, Session.user_id == user_id))
+    uow.commit()
+
+
+def logout_all(uow: UnitOfWork, *, user_id: str) -> None:
+    """End every session of the user (a lost device, a leaked token): none can refresh.
+
+    Access tokens already handed out stay valid until they expire, minutes at most.
+    """
+    uow.session.execute(delete(Session).where(Session.user_id == user_id))
     uow.commit()
 
 

@@ -345,8 +345,18 @@ def test_the_openapi_document_lists_every_route(api: Any) -> None:
     spec = api.get("/auth/openapi.json").get_json()
 
     assert set(spec["paths"]) == {
-        "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/me",
-        "/auth/users/{user_id}", "/auth/.well-known/jwks.json"}
+        "/auth/register", "/auth/login", "/auth/refresh", "/auth/logout", "/auth/logout-all",
+        "/auth/me", "/auth/me/password", "/auth/users/{user_id}", "/auth/.well-known/jwks.json",
+        "/auth/verify-email", "/auth/verify-email/resend", "/auth/password-reset/request",
+        "/auth/password-reset/confirm",
+        # The Auth.js adapter (service credential; the gateway does not route it).
+        "/auth/adapter/users", "/auth/adapter/users/{user_id}",
+        "/auth/adapter/users/by-email/{email}",
+        "/auth/adapter/users/by-account/{provider}/{provider_account_id}",
+        "/auth/adapter/accounts", "/auth/adapter/accounts/{provider}/{provider_account_id}",
+        "/auth/adapter/sessions", "/auth/adapter/sessions/lookup",
+        "/auth/adapter/sessions/update", "/auth/adapter/sessions/delete",
+        "/auth/adapter/verification-tokens", "/auth/adapter/verification-tokens/use"}
     assert spec["paths"]["/auth/me"]["get"]["security"] == [{"bearer": []}]
 
 
