@@ -106,6 +106,8 @@ class Database:
             # workers retry whole batches anyway and skip the extra round trip.
             pool_pre_ping=pre_ping,
             pool_recycle=1800,
+            # Statement parameters (hashes, tokens, personal data) never reach logs.
+            hide_parameters=True,
             connect_args={"connect_timeout": 5, "options": f"-c search_path={schema}"},
         )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

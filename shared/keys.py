@@ -39,7 +39,8 @@ def keys_dir() -> Path:
 
 def generate(directory: Path) -> SigningKey:
     directory.mkdir(parents=True, exist_ok=True)
-    kid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+    # Microseconds in the kid: keys made in the same second still sort by age.
+    kid = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f") + "-" + secrets.token_hex(4)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -47,9 +48,13 @@ def generate(directory: Path) -> SigningKey:
         serialization.NoEncryption(),
     )
     path = directory / f"{kid}.pem"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    partial = directory / f".{kid}.pem.tmp"  # not *.pem: loaders never see half a key
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    partial.rename(path)
     return SigningKey(kid, key)
 
 

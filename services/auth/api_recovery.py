@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
+from flask import g, request
 from flask_smorest import Blueprint
 
-from services.auth import recovery
+from services.auth import recovery, throttle
 from services.auth.schemas_recovery import (
     AcceptedSchema,
     LinkTokenSchema,
@@ -74,6 +74,9 @@ def confirm_password_reset(body: dict[str, Any]) -> None:
 @recovery_blp.doc(security=SECURITY)
 def change_password(body: dict[str, Any]) -> None:
     """Change my password; ends my other sessions (this one stays)"""
+    client = throttle.client_address(request.headers.get("X-Forwarded-For"),
+                                     request.remote_addr)
     with unit_of_work() as uow:
         recovery.change_password(uow, user_id=current_user_id(),
-                                 session_id=g.claims.session_id, **body)
+                                 session_id=g.claims.session_id, client=client,
+                                 limits=throttle.Limits.from_env(), **body)

@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session as DbSession
 
-from services.auth import mail, passwords
+from services.auth import mail, passwords, throttle
 from services.auth.models import PasswordReset, Session, User, VerificationToken
 from services.auth.tokens import new_secret, secret_hash
 from services.auth.usecases import normalize_email
@@ -160,14 +160,25 @@ def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str) -> Non
 
 
 def change_password(uow: UnitOfWork, *, user_id: str, session_id: str | None,
-                    current_password: str, new_password: str) -> None:
-    """End every other session (the caller's, `session_id`, stays) and any reset link."""
+                    current_password: str, new_password: str, client: str = "unknown",
+                    limits: throttle.Limits | None = None) -> None:
+    """End every other session (the caller's, `session_id`, stays) and any reset link.
+
+    Guessing the current password with a stolen access token counts against the same
+    limits as guessing it at login."""
     user = _locked_user(uow.session, user_id)
     if user is None:
         raise NotFound("No such user")
     passwords.check_policy(new_password, email=user.email, field="newPassword")
+    throttle.take_attempt(uow.session, email=user.email, client=client,
+                          limits=limits or throttle.Limits())
+    uow.commit()  # counted even if this request goes no further
+    user = _locked_user(uow.session, user_id)
+    if user is None:
+        raise NotFound("No such user")
     if not passwords.verify_password(user.password, current_password):
         raise Invalid({"currentPassword": ["Does not match your current password."]})
+    throttle.give_back(uow.session, email=user.email, client=client)
     user.password = passwords.hash_password(new_password)
     others = delete(Session).where(Session.user_id == user.id)
     if session_id:

@@ -12,9 +12,12 @@ about who has an account. The database clock is the only clock, so instances agr
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -22,8 +25,10 @@ from sqlalchemy.orm import Session as DbSession
 
 from services.auth.models import LoginThrottle
 from shared.config import env_int
+from shared.db import Database
 from shared.errors import TooManyRequests
 
+log = logging.getLogger(__name__)
 TOO_MANY = "Too many failed logins; try again later"
 
 
@@ -111,3 +116,21 @@ def _seconds_left(session: DbSession, key: str, window: timedelta) -> int:
         select(func.extract("epoch", LoginThrottle.window_started_at + window - func.now()))
         .where(LoginThrottle.key == key))
     return max(1, math.ceil(float(left or 0)))
+
+
+def forget_stale(session: DbSession, *, older_than: timedelta = timedelta(days=1)) -> int:
+    """Counters whose window ended long ago say nothing any more."""
+    result = session.execute(delete(LoginThrottle).where(
+        LoginThrottle.window_started_at < func.now() - older_than))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def forget_stale_attempts(_settings: Any, db: Database, stop: threading.Event) -> None:
+    """Worker loop: prune the throttle table at start and then hourly."""
+    while not stop.is_set():
+        try:
+            with db.sessions.begin() as session:
+                forget_stale(session)
+        except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the worker
+            log.warning("could not prune login throttle", extra={"error": repr(exc)})
+        stop.wait(3600)

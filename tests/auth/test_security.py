@@ -633,3 +633,35 @@ def test_secrets_are_compared_in_constant_time_where_python_compares() -> None:
 
     assert offenders == {}, "compare secrets with hmac.compare_digest"
     assert _python_compared_secrets("ok = token == expected")  # the check does catch one
+
+
+def test_guessing_the_current_password_with_a_stolen_token_is_limited_like_login(
+        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+    email = unique_email("guess")
+    assert api.post("/auth/register", json={"email": email, "password": PASSWORD}
+                    ).status_code == 201
+    ip = client_ip()
+    token = log_in(api, email, ip=ip).get_json()["accessToken"]
+    new = "another long passphrase 7"
+    statuses = [api.post("/auth/me/password", headers={**bearer(token), "X-Forwarded-For": ip},
+                         json={"currentPassword": f"wrong guess {i}", "newPassword": new}
+                         ).status_code for i in range(4)]
+    assert statuses == [422, 422, 422, 429]
+    right = api.post("/auth/me/password", headers={**bearer(token), "X-Forwarded-For": ip},
+                     json={"currentPassword": PASSWORD, "newPassword": new})
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
+
+
+def test_stale_login_counters_are_forgotten(db: Database) -> None:
+    stale, live = f"account:{unique_email('stale')}", f"account:{unique_email('live')}"
+    with db.sessions.begin() as session:
+        session.add_all([
+            LoginThrottle(key=stale, failures=3, window_started_at=utcnow() - timedelta(days=2)),
+            LoginThrottle(key=live, failures=3, window_started_at=utcnow())])
+    with db.sessions.begin() as session:
+        assert throttle.forget_stale(session) >= 1
+    with db.sessions() as session:
+        keys_left = set(session.scalars(select(LoginThrottle.key).where(
+            LoginThrottle.key.in_([stale, live]))))
+    assert keys_left == {live}
