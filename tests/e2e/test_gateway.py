@@ -17,6 +17,7 @@ import requests
 
 from shared.config import SERVICES
 from shared.ids import new_id
+from tests.auth.smtp import MailCatcher
 from tests.conftest import migrated_services
 from tests.helpers import PYTHON, ROOT, ServiceProcess, wait_for
 
@@ -88,10 +89,19 @@ class System:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory, signing_key: Any) -> Iterator[System]:
+def smtp() -> Iterator[MailCatcher]:
+    catcher = MailCatcher().start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory, signing_key: Any,
+           smtp: MailCatcher) -> Iterator[System]:
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: `make install` installs it")
     s = System(tmp_path_factory.mktemp("system"))
+    s.env.update(SMTP_HOST=smtp.host, SMTP_PORT=str(smtp.port))
     try:
         s.start()
         yield s
@@ -151,3 +161,44 @@ def test_the_gateway_answers_problems_and_keeps_internals_private(system: System
     for svc in SERVICES:
         assert call(system, "GET", f"/{svc}/openapi.json").status_code == 200
         assert call(system, "GET", f"/{svc}/healthz").json()["status"] == "ok"
+
+
+def test_account_flows_through_the_gateway_with_real_mail(system: System,
+                                                          smtp: MailCatcher) -> None:
+    email = f"{new_id()}@example.com"
+    password, new_password = "correct horse battery staple", "a brand new passphrase 99"
+    assert call(system, "POST", "/auth/register",
+                json={"email": email, "password": password}).status_code == 201
+    verify = smtp.wait_for_link(email, "verify-email")
+    assert call(system, "POST", "/auth/verify-email", json={"token": verify}).status_code == 204
+    first = call(system, "POST", "/auth/login", json={"email": email, "password": password})
+    me = call(system, "GET", "/auth/me", first.json()["accessToken"]).json()
+    assert me["verified"] is True and me["emailVerified"]
+    refreshed = call(system, "POST", "/auth/refresh",
+                     json={"sessionToken": first.json()["sessionToken"]})
+    assert refreshed.status_code == 200 and refreshed.json()["accessToken"]
+
+    # Forgotten password: the same answer for a stranger, a link for the member.
+    stranger = call(system, "POST", "/auth/password-reset/request",
+                    json={"email": f"{new_id()}@example.com"})
+    member = call(system, "POST", "/auth/password-reset/request", json={"email": email})
+    assert stranger.status_code == member.status_code == 202
+    assert stranger.json() == member.json()
+    reset = smtp.wait_for_link(email, "reset-password")
+    assert call(system, "POST", "/auth/password-reset/confirm",
+                json={"token": reset, "password": new_password}).status_code == 204
+    assert call(system, "POST", "/auth/password-reset/confirm",
+                json={"token": reset, "password": new_password}).status_code == 400
+    assert call(system, "POST", "/auth/refresh", json={
+        "sessionToken": first.json()["sessionToken"]}).status_code == 401  # sessions ended
+    assert call(system, "POST", "/auth/login",
+                json={"email": email, "password": password}).status_code == 401
+    again = call(system, "POST", "/auth/login", json={"email": email, "password": new_password})
+    assert again.status_code == 200
+    assert call(system, "POST", "/auth/logout-all", again.json()["accessToken"]
+                ).status_code == 204
+    assert call(system, "POST", "/auth/refresh", json={
+        "sessionToken": again.json()["sessionToken"]}).status_code == 401
+    # The Auth.js adapter is for the internal network only.
+    assert call(system, "GET", "/auth/adapter/users/x",
+                headers={"Authorization": "Bearer anything"}).status_code == 404
