@@ -328,3 +328,41 @@ def test_a_consumer_whose_queue_vanished_reconnects_and_declares_it_again(
     e = completed()
     publish_event(amqp, namespace, e)  # the exchange and binding are back too
     wait_for(lambda: got == [e.id], message="event consumed after the rebuild")
+
+
+def test_a_database_outage_holds_the_batch_until_the_database_is_back(
+        namespace: str, running: Running, infrastructure: dict[str, str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    from sqlalchemy.engine import make_url
+
+    settings = probe_settings(namespace)
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
+    db = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals",
+                  pre_ping=False)
+    try:
+        applied: list[str] = []
+
+        def record(uow: UnitOfWork, e: Event) -> None:
+            uow.session.execute(select(func.now()))  # a real statement in the transaction
+            applied.append(e.id)
+
+        start_consumer(running, settings, db, {"goals.goal.completed": record})
+        proxy.cut()
+        e = completed()
+        publish_event(infrastructure["amqp_url"], namespace, e)
+        names = bus.Names(namespace)
+        wait_for(lambda: queue_depth(infrastructure["amqp_url"], names.queue("probe")) == 0,
+                 message="the consumer holds the delivery")
+        assert applied == []
+        proxy.restore()
+        wait_for(lambda: applied == [e.id], timeout=20, message="applied once the DB is back")
+        assert queue_depth(infrastructure["amqp_url"], names.dead_queue("probe")) == 0
+        messages = [r.getMessage() for r in caplog.records]
+        # It waited for the database and never spent one of the event's attempts.
+        assert "database unavailable, holding batch" in messages
+        assert "handler failed" not in messages
+    finally:
+        running.close()
+        proxy.close()
+        db.dispose()
