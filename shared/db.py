@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared import events as ev
 
@@ -48,17 +48,6 @@ def service_metadata(schema: str) -> MetaData:
     metadata = MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
     messaging_tables(metadata)
     return metadata
-
-
-def make_base(schema: str) -> type[DeclarativeBase]:
-    """A declarative base bound to one service's schema (kept for callers not yet typed;
-    prefer a `class Base(DeclarativeBase)` with `metadata = service_metadata(schema)`)."""
-
-    class Base(DeclarativeBase):
-        metadata = service_metadata(schema)
-        __mapper_args__ = {"eager_defaults": True}
-
-    return Base
 
 
 def messaging_tables(metadata: MetaData) -> None:
