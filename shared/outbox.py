@@ -71,10 +71,14 @@ class OutboxRelay:
             ])
             conn.commit()
         except BaseException:
-            conn.rollback()
+            driver: Any = conn.driver_connection
+            if driver is None or driver.broken or driver.closed:
+                conn.invalidate()  # the database went away: never pool this connection again
+            else:
+                conn.rollback()
             raise
         finally:
-            conn.close()  # back to the pool
+            conn.close()  # back to the pool (or discarded, if invalidated)
         self.sent_total += len(rows)
         return len(rows)
 

@@ -366,3 +366,33 @@ def test_a_database_outage_holds_the_batch_until_the_database_is_back(
         running.close()
         proxy.close()
         db.dispose()
+
+
+def test_the_relay_waits_out_a_database_outage_and_then_delivers(
+        namespace: str, running: Running, dbs: Any, infrastructure: dict[str, str]) -> None:
+    from sqlalchemy.engine import make_url
+
+    settings = probe_settings(namespace)
+    got: list[str] = []
+    start_consumer(running, settings, dbs("goals"),
+                   {"goals.goal.completed": lambda uow, e: got.append(e.id)})
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
+    proxied = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals",
+                       pre_ping=False)
+    try:
+        _mark_all_sent(dbs("goals"))
+        relay = OutboxRelay(Settings.from_env("goals", namespace=namespace), proxied,
+                            catch_up_s=1.0)
+        running.start(relay.run)
+        first = _record(dbs("goals"), completed())
+        wait_for(lambda: got == [first], message="relayed before the outage")
+        proxy.cut()
+        during = _record(dbs("goals"), completed())  # committed while the relay is cut off
+        proxy.restore()
+        wait_for(lambda: got == [first, during], timeout=30,
+                 message="relayed after the database came back")
+    finally:
+        running.close()
+        proxy.close()
+        proxied.dispose()
