@@ -85,6 +85,7 @@ class PostChanged(EventData):
     author_id = fields.String(required=True)
     title = fields.String(required=True)
     published_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
+    version = fields.Integer(load_default=None, allow_none=True)
 
 
 class StoryGenerated(EventData):

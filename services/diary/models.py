@@ -15,6 +15,7 @@ from sqlalchemy import (
     Enum,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -61,6 +62,9 @@ class Post(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
     # Not in the seed: when the post went public, for the feed and the post events.
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Not in the seed: bumped by every change that raises an event, and carried in it, so
+    # consumers can tell a late event from a newer one.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Like(Base):

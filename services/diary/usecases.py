@@ -1,7 +1,9 @@
 """What the diary service does. Plain functions of a unit of work; no Flask here.
 
 A post's public life (published, deleted) is recorded as an event in the same transaction
-as the change. A draft is its author's alone: anyone else is told it does not exist.
+as the change; each such change bumps the post's version, which the event carries, so a
+consumer can tell a late event from a newer one. A draft is its author's alone: anyone
+else is told it does not exist.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from shared.errors import NotFound
 
 def post_changed(post: Post) -> dict[str, Any]:
     return {"post_id": post.id, "author_id": post.author_id, "title": post.title,
-            "published_at": post.published_at}
+            "published_at": post.published_at, "version": post.version}
 
 
 def create_post(
@@ -63,6 +65,7 @@ def get_post(session: Session, *, viewer_id: str, post_id: str) -> Post:
 
 def _publish(uow: UnitOfWork, post: Post) -> None:
     post.status, post.published_at = PostStatus.PUBLISHED, utcnow()
+    post.version += 1
     uow.session.flush()
     uow.publish("diary.post.published", post_changed(post))
 
@@ -79,6 +82,7 @@ def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Post:
 def delete_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> None:
     """The post goes with its likes and replies (foreign keys cascade)."""
     post = _owned(uow.session, author_id, post_id, lock=True)
+    post.version += 1
     uow.publish("diary.post.deleted", post_changed(post))
     uow.session.delete(post)
     uow.commit()

@@ -41,7 +41,7 @@ def on_post_published(uow: UnitOfWork, event: Event) -> None:
 
 
 def on_post_withdrawn(uow: UnitOfWork, event: Event) -> None:
-    readmodels.forget_post(uow.session, post_id=event.data["post_id"])
+    readmodels.forget_post(uow.session, post=event.data)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -101,7 +101,11 @@ class DeletedGoal(Base):
 
 
 class PostView(Base):
-    """A published diary post: its title and date are what a story draws on."""
+    """A published diary post: its title and date are what a story draws on.
+
+    `version` is the post's version in diary's event; NULL for events from before diary
+    carried one.
+    """
 
     __tablename__ = "post_views"
     __table_args__ = (Index("ix_post_views_author_id", "author_id"),)
@@ -110,3 +114,18 @@ class PostView(Base):
     author_id: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int | None] = mapped_column(Integer)
+
+
+class WithdrawnPost(Base):
+    """Posts unpublished or deleted, at the version that did it: a publish event delivered
+    late (an older version) must not bring one back."""
+
+    __tablename__ = "withdrawn_posts"
+    __table_args__ = (Index("ix_withdrawn_posts_author_id", "author_id"),)
+
+    post_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    author_id: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int | None] = mapped_column(Integer)
+    withdrawn_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())

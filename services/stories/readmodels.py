@@ -2,7 +2,8 @@
 
 Events can arrive out of order (a retried message, competing consumers), so each update
 says when it applies: a profile only if not older than the one held, a goal only if its
-version is newer, and never again once the goal has been deleted.
+version is newer, and never again once the goal has been deleted; a post only if its
+version is newer than the one held or than the one that withdrew it.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from services.stories.models import DeletedGoal, GoalView, PostView, Profile
+from services.stories.models import DeletedGoal, GoalView, PostView, Profile, WithdrawnPost
 
 PROFILE_FIELDS = ("name", "current_role", "experience_level", "industry",
                   "years_of_experience", "current_skills", "target_skills", "bio",
@@ -79,17 +80,56 @@ def record_goal_deleted(session: Session, *, goal_id: str, user_id: str) -> None
     session.execute(delete(GoalView).where(GoalView.goal_id == goal_id))
 
 
+def _newer(version: int | None, held: int | None) -> bool:
+    """Whether an event's post version is newer than the one held. Events from before
+    diary sent versions carry none: those are older than any versioned one, and among
+    themselves the last delivered wins."""
+    if version is None:
+        return held is None
+    return held is None or held < version
+
+
+def _older(held: Any, version: int | None) -> ColumnElement[bool]:
+    """`_newer` as SQL, for a held version column."""
+    if version is None:
+        return held.is_(None)  # type: ignore[no-any-return]
+    return or_(held.is_(None), held < version)
+
+
 def record_published_post(session: Session, *, post: dict[str, Any]) -> None:
+    version = post.get("version")
+    withdrawn = session.execute(select(WithdrawnPost.version)
+                                .where(WithdrawnPost.post_id == post["post_id"])).first()
+    if withdrawn is not None:
+        if not _newer(version, withdrawn.version):
+            return
+        session.execute(delete(WithdrawnPost).where(WithdrawnPost.post_id == post["post_id"]))
     row = {name: post[name] for name in ("post_id", "author_id", "title")}
     row["published_at"] = post.get("published_at")
+    row["version"] = version
     stmt = insert(PostView).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[PostView.post_id],
-        set_={name: stmt.excluded[name] for name in ("author_id", "title", "published_at")},
+        set_={name: stmt.excluded[name]
+              for name in ("author_id", "title", "published_at", "version")},
+        where=_older(PostView.version, version),
     ))
 
 
-def forget_post(session: Session, *, post_id: str) -> None:
-    """Unpublished or deleted: no longer something a story may draw on."""
-    session.execute(delete(PostView).where(PostView.post_id == post_id))
-
+def forget_post(session: Session, *, post: dict[str, Any]) -> None:
+    """Unpublished or deleted: no longer something a story may draw on. The version that
+    withdrew it is remembered, so an older publish delivered late does not bring it back."""
+    version = post.get("version")
+    view = session.execute(select(PostView.version)
+                           .where(PostView.post_id == post["post_id"])).first()
+    if view is not None and not _newer(version, view.version):
+        return  # published again since: this withdrawal is stale
+    stmt = insert(WithdrawnPost).values(post_id=post["post_id"], author_id=post["author_id"],
+                                        version=version)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[WithdrawnPost.post_id],
+        set_={"version": stmt.excluded.version, "withdrawn_at": func.now()},
+        where=_older(WithdrawnPost.version, version),
+    ))
+    session.execute(delete(PostView).where(PostView.post_id == post["post_id"],
+                                           _older(PostView.version, version)))

@@ -9,7 +9,14 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from services.stories.models import DeletedGoal, GoalView, PostView, Profile, Story
+from services.stories.models import (
+    DeletedGoal,
+    GoalView,
+    PostView,
+    Profile,
+    Story,
+    WithdrawnPost,
+)
 from shared.pagination import Page, newest_first
 
 
@@ -29,3 +36,4 @@ def forget_user(session: Session, *, user_id: str) -> None:
     session.execute(delete(GoalView).where(GoalView.user_id == user_id))
     session.execute(delete(DeletedGoal).where(DeletedGoal.user_id == user_id))
     session.execute(delete(PostView).where(PostView.author_id == user_id))
+    session.execute(delete(WithdrawnPost).where(WithdrawnPost.author_id == user_id))

@@ -60,7 +60,8 @@ def test_publishing_a_post_writes_diary_post_published_to_the_outbox(
     assert envelope["specversion"] == "1.0" and envelope["subject"] == user_id
     assert envelope["data"] == {"post_id": post["id"], "author_id": user_id,
                                 "title": "Week 48",
-                                "published_at": published.json["publishedAt"]}
+                                "published_at": published.json["publishedAt"],
+                                "version": 2}
 
 
 def test_publishing_twice_publishes_once(client: Client, author: Any, dbs: Any) -> None:
@@ -69,7 +70,9 @@ def test_publishing_twice_publishes_once(client: Client, author: Any, dbs: Any) 
     first = client("diary").post(f"/diary/posts/{post['id']}/publish", headers=headers).json
     again = client("diary").post(f"/diary/posts/{post['id']}/publish", headers=headers).json
     assert again["publishedAt"] == first["publishedAt"]
-    assert [t for t, _ in outbox_events(dbs, post["id"])] == ["diary.post.published"]
+    events = outbox_events(dbs, post["id"])
+    assert [t for t, _ in events] == ["diary.post.published"]
+    assert events[0][1]["data"]["version"] == 2
 
 
 def test_a_post_can_be_written_published(client: Client, author: Any, dbs: Any) -> None:
@@ -103,6 +106,8 @@ def test_deleting_a_post_records_the_event_and_the_post_is_gone(client: Client, 
     events = outbox_events(dbs, post["id"])
     assert [t for t, _ in events] == ["diary.post.published", "diary.post.deleted"]
     assert events[-1][1]["data"]["author_id"] == user_id
+    # Each change raises the post's version, so consumers can order the events.
+    assert [e["data"]["version"] for _, e in events] == [2, 3]
 
 
 def test_bad_input_is_reported_field_by_field(client: Client, author: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.stories.handlers import HANDLERS
-from services.stories.models import GoalView, PostView, Profile, Story
+from services.stories.models import GoalView, PostView, Profile, Story, WithdrawnPost
 from shared.consumer import EventConsumer
 from shared.db import Database
 from shared.events import Event
@@ -40,9 +40,13 @@ def goal_event(type_: str, goal_id: str, user_id: str, version: int, **fields: A
     return event(type_, **{**data, **fields})
 
 
-def post_event(type_: str, post_id: str, author_id: str, title: str = "Week 48") -> Event:
-    return event(type_, post_id=post_id, author_id=author_id, title=title,
-                 published_at=datetime.now(UTC))
+def post_event(type_: str, post_id: str, author_id: str, title: str = "Week 48",
+               version: int | None = None) -> Event:
+    data: dict[str, Any] = {"post_id": post_id, "author_id": author_id, "title": title,
+                            "published_at": datetime.now(UTC)}
+    if version is not None:
+        data["version"] = version
+    return event(type_, **data)
 
 
 def get(db: Database, model: Any, key: str) -> Any:
@@ -140,6 +144,51 @@ def test_published_posts_are_kept_until_unpublished_or_deleted(consumer: EventCo
     assert get(db, PostView, unpublished) is None and get(db, PostView, deleted) is None
 
 
+def test_an_unpublish_overtaking_an_older_publish_leaves_the_post_unpublished(
+        consumer: EventConsumer, db: Database) -> None:
+    author, post_id = new_user_id(), new_id()
+    apply_events(consumer, post_event("diary.post.published", post_id, author, version=1))
+    apply_events(consumer, post_event("diary.post.unpublished", post_id, author, version=3))
+    apply_events(consumer, post_event("diary.post.published", post_id, author, title="Old",
+                                      version=2))
+    assert get(db, PostView, post_id) is None
+    # A stale unpublish does not remove a newer publish, and a newer publish brings it back.
+    apply_events(consumer, post_event("diary.post.published", post_id, author, title="New",
+                                      version=4))
+    apply_events(consumer, post_event("diary.post.unpublished", post_id, author, version=3))
+    assert (get(db, PostView, post_id).title, get(db, PostView, post_id).version) == ("New", 4)
+    assert get(db, WithdrawnPost, post_id) is None
+
+
+def test_a_stale_publish_after_delete_does_not_bring_the_post_back(
+        consumer: EventConsumer, db: Database) -> None:
+    author, post_id = new_user_id(), new_id()
+    apply_events(consumer, post_event("diary.post.published", post_id, author, version=2),
+                 post_event("diary.post.deleted", post_id, author, version=3))
+    apply_events(consumer, post_event("diary.post.published", post_id, author, version=2))
+    assert get(db, PostView, post_id) is None
+    # Delivered before the publish it follows, the delete still wins.
+    other = new_id()
+    apply_events(consumer, post_event("diary.post.deleted", other, author, version=3))
+    apply_events(consumer, post_event("diary.post.published", other, author, version=2))
+    assert get(db, PostView, other) is None
+
+
+def test_post_events_without_a_version_apply_in_delivery_order(
+        consumer: EventConsumer, db: Database) -> None:
+    author, post_id = new_user_id(), new_id()
+    apply_events(consumer, post_event("diary.post.published", post_id, author))
+    assert get(db, PostView, post_id).version is None
+    apply_events(consumer, post_event("diary.post.unpublished", post_id, author))
+    assert get(db, PostView, post_id) is None
+    apply_events(consumer, post_event("diary.post.published", post_id, author, title="Again"))
+    assert get(db, PostView, post_id).title == "Again"
+    # A versioned event is newer than any unversioned one, never the other way round.
+    apply_events(consumer, post_event("diary.post.unpublished", post_id, author, version=2))
+    apply_events(consumer, post_event("diary.post.published", post_id, author))
+    assert get(db, PostView, post_id) is None
+
+
 def test_deleting_a_user_removes_every_row_about_them(consumer: EventConsumer,
                                                       db: Database) -> None:
     leaver, other = new_user_id(), new_user_id()
@@ -150,6 +199,7 @@ def test_deleting_a_user_removes_every_row_about_them(consumer: EventConsumer,
             goal_event("goals.goal.created", new_id(), user_id, 1),
             goal_event("goals.goal.deleted", new_id(), user_id, 2),
             post_event("diary.post.published", new_id(), user_id),
+            post_event("diary.post.unpublished", new_id(), user_id, version=2),
         )
         with db.sessions.begin() as session:
             session.add(Story(user_id=user_id, period="2026-W48", content="A good week."))
@@ -161,9 +211,11 @@ def test_deleting_a_user_removes_every_row_about_them(consumer: EventConsumer,
     assert count(db, Profile, Profile.user_id == leaver) == 0
     assert count(db, GoalView, GoalView.user_id == leaver) == 0
     assert count(db, PostView, PostView.author_id == leaver) == 0
+    assert count(db, WithdrawnPost, WithdrawnPost.author_id == leaver) == 0
     assert count(db, Story, Story.user_id == other) == 1
     assert count(db, GoalView, GoalView.user_id == other) == 1
     assert count(db, PostView, PostView.author_id == other) == 1
+    assert count(db, WithdrawnPost, WithdrawnPost.author_id == other) == 1
     assert get(db, Profile, other) is not None
 
 
