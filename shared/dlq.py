@@ -94,11 +94,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
     settings = Settings.from_env(args.service)
-    if args.command == "list":
-        for row in list_dead(settings, args.limit or 20):
+    try:
+        return _run(args.command, settings, args.limit)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        print(f"{Names(settings.namespace).dead_queue(settings.service)} does not exist yet "
+              f"(the {settings.service} worker has not run): nothing is parked")
+        return 0
+
+
+def _run(command: str, settings: Settings, limit: int | None) -> int:
+    if command == "list":
+        for row in list_dead(settings, limit or 20):
             print(json.dumps(row))
     else:
-        print(f"replayed {replay(settings, args.limit)} message(s) to "
+        print(f"replayed {replay(settings, limit)} message(s) to "
               f"{Names(settings.namespace).queue(settings.service)}")
     return 0
 
