@@ -194,18 +194,9 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
 
 
 def _cleanup_bus() -> None:
-    from kombu import Connection
-
     from shared import bus
     from shared.config import SERVICES, Settings
 
-    names = bus.Names(NAMESPACE)
     settings = Settings.from_env("auth")
-    with Connection(settings.amqp_url) as conn:
-        channel = conn.channel()
-        for service in SERVICES:
-            for queue in [names.queue(service), names.dead_queue(service),
-                          *(names.retry_queue(service, d) for d in settings.retry_delays_ms)]:
-                channel.queue_delete(queue)
-        for exchange in (names.events, names.retry, names.requeue, names.dead):
-            channel.exchange_delete(exchange)
+    bus.delete_namespace(settings.amqp_url, bus.Names(NAMESPACE), SERVICES,
+                         settings.retry_delays_ms)

@@ -113,6 +113,20 @@ def declare(channel: Any, names: Names, queues: Iterable[Queue] = ()) -> None:
         queue(channel).declare()
 
 
+def delete_namespace(url: str, names: Names, services: Iterable[str],
+                     retry_delays_ms: Iterable[int]) -> None:
+    """Remove every queue and exchange of a namespace (tests and benchmarks clean up)."""
+    delays = list(retry_delays_ms)
+    with Connection(url) as conn:
+        channel = conn.channel()
+        for service in services:
+            for queue in [names.queue(service), names.dead_queue(service),
+                          *(names.retry_queue(service, d) for d in delays)]:
+                channel.queue_delete(queue)
+        for exchange in (names.events, names.retry, names.requeue, names.dead):
+            channel.exchange_delete(exchange)
+
+
 @dataclass(frozen=True)
 class Outgoing:
     exchange: str

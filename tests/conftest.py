@@ -116,21 +116,10 @@ def database(infrastructure: dict[str, str]) -> Iterator[str]:
     for service in migrated_services():
         command.upgrade(alembic_config(service), "head")
     yield name
-    _delete_bus_namespace(infrastructure["amqp_url"])
+    settings = Settings.from_env("goals")
+    bus.delete_namespace(infrastructure["amqp_url"], bus.Names(settings.namespace), SERVICES,
+                         settings.retry_delays_ms)
     shutil.rmtree(_TMP, ignore_errors=True)
-
-
-def _delete_bus_namespace(amqp_url: str) -> None:
-    names = bus.Names(os.environ["EVENT_NAMESPACE"])
-    delays = [int(d) for d in os.environ["EVENT_RETRY_DELAYS_MS"].split(",")]
-    with Connection(amqp_url) as conn:
-        channel = conn.channel()
-        for service in SERVICES:
-            for queue in [names.queue(service), names.dead_queue(service),
-                          *(names.retry_queue(service, d) for d in delays)]:
-                channel.queue_delete(queue)
-        for exchange in (names.events, names.retry, names.requeue, names.dead):
-            channel.exchange_delete(exchange)
 
 
 @pytest.fixture(scope="session")

@@ -29,15 +29,8 @@ def namespace(infrastructure: dict[str, str]) -> Iterator[str]:
     """A bus namespace of the test's own, deleted afterwards."""
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
-    names = bus.Names(ns)
-    with Connection(infrastructure["amqp_url"]) as conn:
-        channel = conn.channel()
-        for service in ("probe", "goals"):
-            for queue in [names.queue(service), names.dead_queue(service),
-                          names.retry_queue(service, 200), names.retry_queue(service, 400)]:
-                channel.queue_delete(queue)
-        for exchange in (names.events, names.retry, names.requeue, names.dead):
-            channel.exchange_delete(exchange)
+    bus.delete_namespace(infrastructure["amqp_url"], bus.Names(ns), ("probe", "goals"),
+                         Settings.from_env("goals").retry_delays_ms)
 
 
 class Running:
