@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kombu import Connection
+
 from shared.consumer import Delivery, EventConsumer, Handler
 from shared.db import Database
 from shared.events import Event, new_event
@@ -37,6 +39,20 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    """Messages ready in `queue` (raises if it is not declared)."""
+    with Connection(amqp_url) as conn:
+        return int(conn.channel().queue_declare(queue, passive=True).message_count)
+
+
+def queue_exists(amqp_url: str, queue: str) -> bool:
+    try:
+        queue_depth(amqp_url, queue)
+        return True
+    except Exception:  # noqa: BLE001 - not declared (yet)
+        return False
 
 
 def new_user_id() -> str:

@@ -18,7 +18,14 @@ from sqlalchemy import func, select, text
 from shared import bus
 from shared.config import SERVICES
 from tests.conftest import migrated_services
-from tests.helpers import PYTHON, ServiceProcess, TcpProxy, event, wait_for
+from tests.helpers import (
+    PYTHON,
+    ServiceProcess,
+    TcpProxy,
+    event,
+    queue_exists,
+    wait_for,
+)
 
 LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
 pytestmark = pytest.mark.skipif("auth" not in migrated_services(), reason="auth not built yet")
@@ -40,18 +47,11 @@ class Workers:
                               LOGS / f"{service}-worker.log").start()
         self.procs[service] = proc
         names = bus.Names(os.environ["EVENT_NAMESPACE"])
-        wait_for(lambda: self._declared(names.dead_queue(service)) or not proc.alive(),
+        wait_for(lambda: queue_exists(self.amqp_url, names.dead_queue(service))
+                 or not proc.alive(),
                  timeout=30, message=f"{service} worker ready")
         assert proc.alive(), proc.log_tail()
         return proc
-
-    def _declared(self, queue: str) -> bool:
-        try:
-            with Connection(self.amqp_url) as conn:
-                conn.channel().queue_declare(queue, passive=True)
-            return True
-        except Exception:  # noqa: BLE001
-            return False
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
@@ -230,9 +230,3 @@ def _in_inbox(db: Any, event_id: str) -> bool:
     with db.engine.connect() as conn:
         return conn.execute(select(db.inbox.c.event_id).where(
             db.inbox.c.event_id == event_id)).first() is not None
-
-
-def _depth(amqp_url: str, queue: str) -> int:
-    with Connection(amqp_url) as conn:
-        declared = conn.channel().queue_declare(queue, passive=True)
-        return int(declared.message_count)

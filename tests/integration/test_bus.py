@@ -19,7 +19,7 @@ from shared.consumer import Delivery, EventConsumer
 from shared.db import Database, UnitOfWork
 from shared.events import Event
 from shared.outbox import OutboxRelay
-from tests.helpers import TcpProxy, event, new_user_id, wait_for
+from tests.helpers import TcpProxy, event, new_user_id, queue_depth, queue_exists, wait_for
 
 GOAL_TYPES = ("goals.goal.completed",)
 
@@ -64,11 +64,6 @@ def probe_settings(namespace: str, **overrides: Any) -> Settings:
     return Settings(**{**base.__dict__, "service": "probe"})
 
 
-def queue_depth(amqp_url: str, queue: str) -> int:
-    with Connection(amqp_url) as conn:
-        return int(conn.channel().queue_declare(queue, passive=True).message_count)
-
-
 def publish_raw(amqp_url: str, namespace: str, routing_key: str, body: bytes) -> None:
     with Connection(amqp_url) as conn:
         publisher = bus.ConfirmingPublisher(conn, names=bus.Names(namespace))
@@ -91,17 +86,9 @@ def start_consumer(running: Running, settings: Settings, db: Database,
     consumer = EventConsumer(settings, db, handlers)
     running.start(consumer.run)
     names = bus.Names(settings.namespace)
-    wait_for(lambda: _queue_exists(settings.amqp_url, names.dead_queue(settings.service)),
+    wait_for(lambda: queue_exists(settings.amqp_url, names.dead_queue(settings.service)),
              message="consumer queue declared")
     return consumer
-
-
-def _queue_exists(amqp_url: str, queue: str) -> bool:
-    try:
-        queue_depth(amqp_url, queue)
-        return True
-    except Exception:  # noqa: BLE001 - not declared yet
-        return False
 
 
 def test_a_poison_message_is_dead_lettered_and_the_next_one_still_applies(
@@ -316,7 +303,7 @@ def test_a_consumer_whose_queue_vanished_reconnects_and_declares_it_again(
         channel = conn.channel()
         channel.queue_delete(names.queue("probe"))
         channel.exchange_delete(names.events)
-    wait_for(lambda: _queue_exists(amqp, names.queue("probe")), timeout=15,
+    wait_for(lambda: queue_exists(amqp, names.queue("probe")), timeout=15,
              message="queue declared again")
     e = completed()
     publish_event(amqp, namespace, e)  # the exchange and binding are back too
