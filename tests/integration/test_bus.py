@@ -6,12 +6,14 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kombu import Connection
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
 
 from shared import bus
 from shared.config import Settings
@@ -247,6 +249,20 @@ def test_sent_rows_are_pruned_after_their_retention(dbs: Any) -> None:
         assert conn.execute(select(func.count()).select_from(goals_db.outbox)).scalar_one() == 0
 
 
+@contextmanager
+def database_behind_a_proxy(settings: Settings) -> Iterator[tuple[TcpProxy, Database]]:
+    """The goals schema reached through a cable the test can pull."""
+    url = make_url(settings.database_url)
+    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
+    db = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals",
+                  pre_ping=False)
+    try:
+        yield proxy, db
+    finally:
+        proxy.close()
+        db.dispose()
+
+
 def _record(db: Database, e: Event) -> str:
     with UnitOfWork(db, source="/tests") as uow:
         recorded = uow.publish(e.type, e.data)
@@ -313,14 +329,8 @@ def test_a_consumer_whose_queue_vanished_reconnects_and_declares_it_again(
 def test_a_database_outage_holds_the_batch_until_the_database_is_back(
         namespace: str, running: Running, infrastructure: dict[str, str],
         caplog: pytest.LogCaptureFixture) -> None:
-    from sqlalchemy.engine import make_url
-
     settings = probe_settings(namespace)
-    url = make_url(settings.database_url)
-    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
-    db = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals",
-                  pre_ping=False)
-    try:
+    with database_behind_a_proxy(settings) as (proxy, db):
         applied: list[str] = []
 
         def record(uow: UnitOfWork, e: Event) -> None:
@@ -342,25 +352,16 @@ def test_a_database_outage_holds_the_batch_until_the_database_is_back(
         # It waited for the database and never spent one of the event's attempts.
         assert "database unavailable, holding batch" in messages
         assert "handler failed" not in messages
-    finally:
         running.close()
-        proxy.close()
-        db.dispose()
 
 
 def test_the_relay_waits_out_a_database_outage_and_then_delivers(
         namespace: str, running: Running, dbs: Any, infrastructure: dict[str, str]) -> None:
-    from sqlalchemy.engine import make_url
-
     settings = probe_settings(namespace)
     got: list[str] = []
     start_consumer(running, settings, dbs("goals"),
                    {"goals.goal.completed": lambda uow, e: got.append(e.id)})
-    url = make_url(settings.database_url)
-    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
-    proxied = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals",
-                       pre_ping=False)
-    try:
+    with database_behind_a_proxy(settings) as (proxy, proxied):
         _mark_all_sent(dbs("goals"))
         relay = OutboxRelay(Settings.from_env("goals", namespace=namespace), proxied,
                             catch_up_s=1.0)
@@ -372,7 +373,4 @@ def test_the_relay_waits_out_a_database_outage_and_then_delivers(
         proxy.restore()
         wait_for(lambda: got == [first, during], timeout=30,
                  message="relayed after the database came back")
-    finally:
         running.close()
-        proxy.close()
-        proxied.dispose()
