@@ -127,7 +127,8 @@ class Event:
     data: dict[str, Any]
     correlation_id: str
     causation_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # `data` as JSON, when the producer already made it (validated once, dumped once).
+    wire_data: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def user_id(self) -> str | None:
@@ -142,7 +143,8 @@ class Event:
             "time": self.time.isoformat(),
             "datacontenttype": "application/json",
             "correlationid": self.correlation_id,
-            "data": _SCHEMAS[self.type].dump(self.data),
+            "data": (self.wire_data if self.wire_data is not None
+                     else _SCHEMAS[self.type].dump(self.data)),
         }
         if self.causation_id:
             envelope["causationid"] = self.causation_id
@@ -158,7 +160,8 @@ def new_event(type_: str, data: dict[str, Any], *, source: str) -> Event:
     if schema is None:
         raise InvalidEvent(f"unknown event type {type_!r}")
     try:
-        errors = schema.validate(schema.dump(data))
+        wire = schema.dump(data)
+        errors = schema.validate(wire)
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidEvent(f"{type_}: {exc}") from exc
     if errors:
@@ -172,6 +175,7 @@ def new_event(type_: str, data: dict[str, Any], *, source: str) -> Event:
         data=data,
         correlation_id=logs.correlation_id.get() or logs.request_id.get() or event_id,
         causation_id=logs.event_id.get() or logs.request_id.get(),
+        wire_data=wire,
     )
 
 
