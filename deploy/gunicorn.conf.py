@@ -18,8 +18,8 @@ Environment:
     GUNICORN_CONTROL_SOCKET   path for gunicornc's control socket (default: disabled, so
                               several masters on one machine do not fight over one socket)
 
-Signals (what deploy/local.sh uses): HUP = graceful reload (new workers with new code, old
-ones finish their requests), TERM = graceful stop within graceful_timeout.
+Signals (what the local runner, python -m deploy, uses): HUP = graceful reload (new workers
+with new code, old ones finish their requests), TERM = graceful stop within graceful_timeout.
 """
 
 from __future__ import annotations
@@ -31,11 +31,17 @@ import os
 import re
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-_PORTS = {"auth": 8001, "goals": 8002, "diary": 8003, "stories": 8004}
+# The repo root (/app in the image) holds shared/; appended, so it never shadows the app's path.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
+from shared.services import SERVICE_PORTS, port_of  # noqa: E402
 
 
 def _service() -> str:
@@ -55,7 +61,7 @@ def _env(name: str, default: str) -> str:
 
 
 SERVICE = _service()
-_port = _env(f"{SERVICE.upper()}_PORT", str(_PORTS.get(SERVICE, 8000)))
+_port = port_of(SERVICE) if SERVICE in SERVICE_PORTS else 8000
 
 bind = [_env("BIND", f"127.0.0.1:{_port}")]
 workers = int(_env("WEB_CONCURRENCY", "2"))

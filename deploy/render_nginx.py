@@ -20,36 +20,39 @@ import argparse
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # run as a script: make the repo root importable
+    sys.path.append(str(HERE.parent))
+
+from shared.services import GATEWAY_PORT, SERVICE_PORTS, port_of  # noqa: E402
+
 TEMPLATE = HERE / "nginx.conf.template"
 COMPOSE_OUT = HERE / "nginx.compose.conf"
-SERVICES = {"auth": 8001, "goals": 8002, "diary": 8003, "stories": 8004}
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "")
-    return value if value else default
+def local_values(var: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Values for a gateway run from `var` (pid, logs, temp files) in front of local ports."""
 
+    def env(name: str, default: str) -> str:
+        return environ.get(name, "") or default
 
-def local_values(root: Path) -> dict[str, str]:
-    var = root / "var"
     values = {
         "DAEMON_LINE": "daemon on;",
-        "WORKER_PROCESSES": _env("GATEWAY_WORKERS", "auto"),
+        "WORKER_PROCESSES": env("GATEWAY_WORKERS", "auto"),
         "PID_FILE": str(var / "run" / "nginx.pid"),
         "ERROR_LOG": str(var / "log" / "nginx-error.log"),
         "ACCESS_LOG": str(var / "log" / "nginx-access.log"),
         "TEMP_DIR": str(var / "nginx"),
         "RESOLVER_LINE": "# no resolver: upstreams are addresses",
-        "LISTEN": f"{_env('GATEWAY_HOST', '127.0.0.1')}:{_env('GATEWAY_PORT', '8080')}",
+        "LISTEN": f"{env('GATEWAY_HOST', '127.0.0.1')}:{env('GATEWAY_PORT', str(GATEWAY_PORT))}",
     }
-    for svc, port in SERVICES.items():
+    for svc in SERVICE_PORTS:
         up = svc.upper()
-        default = f"127.0.0.1:{_env(f'{up}_PORT', str(port))}"
-        values[f"{up}_SERVER"] = _env(f"{up}_UPSTREAM", default)
+        values[f"{up}_SERVER"] = env(f"{up}_UPSTREAM", f"127.0.0.1:{port_of(svc, environ)}")
     return values
 
 
@@ -64,7 +67,7 @@ def compose_values() -> dict[str, str]:
         "RESOLVER_LINE": "resolver 127.0.0.11 valid=10s ipv6=off;  # Docker's embedded DNS",
         "LISTEN": "8080",
     }
-    for svc, port in SERVICES.items():
+    for svc, port in SERVICE_PORTS.items():
         values[f"{svc.upper()}_SERVER"] = f"{svc}:{port} resolve"
     return values
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.profile == "local":
-        text = render(local_values(args.root.resolve()), "local")
+        text = render(local_values(args.root.resolve() / "var"), "local")
         out = args.out or args.root / "var" / "nginx" / "nginx.conf"
     else:
         text = render(compose_values(), "compose")
