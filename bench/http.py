@@ -1,0 +1,387 @@
+"""HTTP through the real gateway: nginx in front of auth's and goals' gunicorn web processes,
+started as production starts them (deploy/gunicorn.conf.py, deploy/render_nginx.py), loaded
+with wrk.
+
+Everything is its own: database `growth_diary_bench_http`, bus namespace, free ports, signing
+keys and gateway files in a temporary directory, so a running dev system is not disturbed and
+does not disturb the figures. No worker runs: the outbox rows the setup writes stay unsent.
+
+Each endpoint gets a warm-up run, then a measured run of the same length:
+GET /goals/healthz, GET /goals?limit=20 (20 goals, bearer token), GET /auth/healthz,
+GET /auth/me (bearer token). Afterwards the RSS and PSS of every gunicorn worker.
+
+Environment: BENCH_HTTP_DURATION (8s), BENCH_HTTP_WARMUP (2s), BENCH_HTTP_THREADS (2),
+BENCH_HTTP_CONNECTIONS (16) for wrk; WEB_CONCURRENCY / WEB_THREADS as for production;
+NGINX / WRK (paths to the binaries; else found on PATH, else installed with apt-get).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "growth_diary_bench_http"
+NAMESPACE = f"benchhttp{os.getpid()}"
+SERVICES = ("auth", "goals")
+GOALS = 20
+MIN_SERVED = 10_000  # requests served before memory is read
+# The environment as given: the pipeline section rewrites os.environ when it runs first.
+BASE_ENV = dict(os.environ)
+
+ENDPOINTS = {  # name -> (path, needs the bearer token)
+    "goals_healthz": ("/goals/healthz", False),
+    "goals_list": ("/goals?limit=20", True),
+    "auth_healthz": ("/auth/healthz", False),
+    "auth_me": ("/auth/me", True),
+}
+
+# Bearer token from BENCH_TOKEN; responses other than 200 counted exactly (wrk itself counts
+# only status > 399); one JSON line with the figures from wrk's done() hook.
+WRK_SCRIPT = r"""
+local token = os.getenv("BENCH_TOKEN") or ""
+if token ~= "" then wrk.headers["Authorization"] = "Bearer " .. token end
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+non200 = 0
+function response(status, headers, body)
+  if status ~= 200 then non200 = non200 + 1 end
+end
+function done(summary, latency, requests)
+  local non200_total = 0
+  for _, t in ipairs(threads) do non200_total = non200_total + t:get("non200") end
+  local e = summary.errors
+  local seconds = summary.duration / 1e6
+  io.write(string.format('BENCH_WRK {"requests":%d,"duration_s":%.3f,"rps":%.1f,'
+    .. '"p50_ms":%.3f,"p90_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f,'
+    .. '"non_200":%d,"non_2xx_3xx":%d,"socket_errors":%d}\n',
+    summary.requests, seconds, summary.requests / seconds,
+    latency:percentile(50) / 1e3, latency:percentile(90) / 1e3,
+    latency:percentile(99) / 1e3, latency.max / 1e3, non200_total, e.status,
+    e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def ensure_binary(name: str, package: str) -> str:
+    """$<NAME>, else on PATH or in /usr/sbin, else `apt-get install` it (as root)."""
+    found = BASE_ENV.get(name.upper()) or shutil.which(name) or shutil.which(
+        name, path="/usr/sbin:/usr/bin")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise SystemExit(f"bench: {name} is missing: sudo apt-get install -y {package}")
+    print(f"bench: installing {package} (apt-get)", flush=True)
+    apt_env = {**BASE_ENV, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-qq", package]
+    if subprocess.run(install, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=apt_env, check=True)
+        subprocess.run(install, env=apt_env, stdout=subprocess.DEVNULL, check=True)
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if not found:
+        raise SystemExit(f"bench: {package} installed but no {name} binary found")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _proc_kib(path: Path, key: str) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {key} in {path}")
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # fields after "(comm)": state ppid
+            kids.append(int(entry.name))
+    return sorted(kids)
+
+
+class Stack:
+    """auth + goals web processes and the gateway, started and stopped by pid."""
+
+    def __init__(self, root: Path, nginx: str) -> None:
+        self.root, self.nginx = root, nginx
+        self.ports = {svc: free_port() for svc in ("auth", "goals", "diary", "stories")}
+        gateway_port = free_port()
+        self.url = f"http://127.0.0.1:{gateway_port}"
+        self.webs: dict[str, subprocess.Popen[bytes]] = {}
+        self.nginx_pid: int | None = None
+        self.logs = ROOT / "var" / "log"
+        env = {k: v for k, v in BASE_ENV.items() if k not in {"BIND", "GUNICORN_CONTROL_SOCKET"}}
+        env.update({f"{svc.upper()}_PORT": str(port) for svc, port in self.ports.items()})
+        # diary and stories are not started: their upstreams are free ports, never the dev ones.
+        env.update(DATABASE_NAME=DATABASE, EVENT_NAMESPACE=NAMESPACE,
+                   GATEWAY_PORT=str(gateway_port),
+                   AUTH_JWKS_URL=f"http://127.0.0.1:{self.ports['auth']}/auth/.well-known/jwks.json",
+                   AUTH_KEYS_DIR=str(root / "keys"), MAIL_DIR=str(root / "mail"),
+                   PYTHONUNBUFFERED="1")
+        self.env = env
+
+    def python(self, *args: str) -> None:
+        subprocess.run([sys.executable, *args], env=self.env, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def start(self) -> None:
+        from shared.keys import generate
+
+        self.python("-m", "shared.bootstrap", "--database", DATABASE, "--drop")
+        for svc in SERVICES:
+            self.python("-m", "shared.migrate", svc, "upgrade", "head")
+        generate(self.root / "keys")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        for svc in SERVICES:
+            prom = self.root / "prometheus" / svc
+            prom.mkdir(parents=True)
+            env = {**self.env, "SERVICE": svc, "BIND": f"127.0.0.1:{self.ports[svc]}",
+                   "PROMETHEUS_MULTIPROC_DIR": str(prom)}
+            with open(self.logs / f"bench-http-{svc}-web.log", "ab") as log:
+                self.webs[svc] = subprocess.Popen(
+                    [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config",
+                     "deploy/gunicorn.conf.py", f"services.{svc}.app:create_app()"],
+                    env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+        self._start_gateway()
+        for svc in SERVICES:
+            self._wait_ready(svc)
+
+    def _start_gateway(self) -> None:
+        self.python("deploy/render_nginx.py", "local", "--root", str(self.root))
+        var = self.root / "var"
+        for sub in ("run", "log"):
+            (var / sub).mkdir(parents=True, exist_ok=True)
+        started = subprocess.run(
+            [self.nginx, "-p", str(var / "nginx"), "-e", str(var / "log" / "nginx-error.log"),
+             "-c", str(var / "nginx" / "nginx.conf")], capture_output=True, text=True)
+        if started.returncode != 0:
+            raise RuntimeError(f"nginx did not start: {started.stderr.strip()}")
+        pid_file = var / "run" / "nginx.pid"  # nginx daemonises and writes its own pid
+        deadline = time.monotonic() + 5
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            if time.monotonic() > deadline:
+                raise RuntimeError("nginx wrote no pid file")
+            time.sleep(0.05)
+        self.nginx_pid = int(pid_file.read_text())
+
+    def _wait_ready(self, svc: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.webs[svc].poll() is not None:
+                raise RuntimeError(f"{svc} web exited during start-up:\n{self.log_tail(svc)}")
+            try:
+                if requests.get(f"{self.url}/{svc}/readyz", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{svc} not ready through the gateway:\n{self.log_tail(svc)}")
+
+    def log_tail(self, svc: str, lines: int = 30) -> str:
+        text = (self.logs / f"bench-http-{svc}-web.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def workers(self) -> dict[str, list[int]]:
+        return {svc: _children(proc.pid) for svc, proc in self.webs.items()}
+
+    def stop(self) -> None:
+        if self.nginx_pid is not None:
+            _stop_pid(self.nginx_pid, signal.SIGQUIT)  # nginx's graceful stop
+        for proc in self.webs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.webs.values():
+            try:
+                proc.wait(35)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: master and workers
+                proc.wait(5)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _stop_pid(pid: int, sig: signal.Signals, timeout: float = 10.0) -> None:
+    """Signal a process that is not our child (nginx daemonised) and wait for it to go."""
+    if not _alive(pid):
+        return
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.05)
+
+
+def _seed(url: str) -> str:
+    """A user registered and logged in through the API, with GOALS goals; its access token."""
+    email = f"bench-{secrets.token_hex(6)}@example.com"
+    password = secrets.token_urlsafe(18)
+    http = requests.Session()
+
+    def call(method: str, path: str, expect: int, **kwargs: Any) -> dict[str, Any]:
+        resp = http.request(method, url + path, timeout=10, allow_redirects=False, **kwargs)
+        if resp.status_code != expect:
+            raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text[:300]}")
+        body: dict[str, Any] = resp.json()
+        return body
+
+    call("POST", "/auth/register", 201, json={"email": email, "password": password,
+                                              "name": "Bench"})
+    token = str(call("POST", "/auth/login", 200,
+                     json={"email": email, "password": password})["accessToken"])
+    http.headers["Authorization"] = f"Bearer {token}"
+    for i in range(GOALS):
+        call("POST", "/goals", 201, json={"title": f"bench goal {i}", "period": "DAILY"})
+    listed = call("GET", ENDPOINTS["goals_list"][0], 200)["items"]
+    if len(listed) != GOALS:
+        raise RuntimeError(f"GET /goals?limit=20 listed {len(listed)} goals, not {GOALS}")
+    for path, _ in ENDPOINTS.values():
+        call("GET", path, 200)
+    return token
+
+
+class Wrk:
+    def __init__(self, binary: str, root: Path, url: str, token: str) -> None:
+        self.binary, self.url = binary, url
+        self.env = {**BASE_ENV, "BENCH_TOKEN": token}
+        self.script = root / "bench.lua"
+        self.script.write_text(WRK_SCRIPT)
+        self.threads = BASE_ENV.get("BENCH_HTTP_THREADS") or "2"
+        self.connections = BASE_ENV.get("BENCH_HTTP_CONNECTIONS") or "16"
+        self.duration = BASE_ENV.get("BENCH_HTTP_DURATION") or "8s"
+        self.warmup = BASE_ENV.get("BENCH_HTTP_WARMUP") or "2s"
+
+    def describe(self) -> str:
+        return (f"wrk -t{self.threads} -c{self.connections} -d{self.duration} "
+                f"(after a -d{self.warmup} warm-up)")
+
+    def run(self, path: str, authorized: bool, duration: str) -> dict[str, float]:
+        env = self.env if authorized else {**self.env, "BENCH_TOKEN": ""}
+        done = subprocess.run(
+            [self.binary, f"-t{self.threads}", f"-c{self.connections}", f"-d{duration}",
+             "-s", str(self.script), self.url + path],
+            env=env, capture_output=True, text=True)
+        lines = [x for x in done.stdout.splitlines() if x.startswith("BENCH_WRK ")]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"wrk {path} failed:\n{done.stdout}{done.stderr}")
+        line = lines[0]
+        figures: dict[str, float] = json.loads(line.split(" ", 1)[1])
+        return figures
+
+
+def _memory(stack: Stack) -> dict[str, list[dict[str, float]]]:
+    memory: dict[str, list[dict[str, float]]] = {}
+    for svc, pids in stack.workers().items():
+        memory[svc] = [{"pid": pid,
+                        "rss_mib": _proc_kib(Path(f"/proc/{pid}/status"), "VmRSS") / 1024,
+                        "pss_mib": _proc_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024}
+                       for pid in pids]
+    return memory
+
+
+def measure_http() -> dict[str, Any]:
+    nginx = ensure_binary("nginx", "nginx-light")
+    wrk_bin = ensure_binary("wrk", "wrk")
+    root = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    stack = Stack(root, nginx)
+    try:
+        stack.start()
+        token = _seed(stack.url)
+        wrk = Wrk(wrk_bin, root, stack.url, token)
+        runs: dict[str, dict[str, float]] = {}
+        served = 0
+        for name, (path, authorized) in ENDPOINTS.items():
+            served += int(wrk.run(path, authorized, wrk.warmup)["requests"])
+            runs[name] = wrk.run(path, authorized, wrk.duration)
+            served += int(runs[name]["requests"])
+        top_up = []
+        list_path, _ = ENDPOINTS["goals_list"]
+        while served < MIN_SERVED:  # only with short runs: memory is read after 10,000
+            top_up.append(wrk.run(list_path, True, wrk.warmup))
+            served += int(top_up[-1]["requests"])
+        return {"wrk": wrk.describe(), "runs": runs, "top_up": top_up, "served": served,
+                "ratios": _ratios(runs), "memory": _memory(stack),
+                "web_threads": int(BASE_ENV.get("WEB_THREADS") or "4")}  # gunicorn.conf default
+    finally:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _ratios(runs: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {
+        "goals_list/healthz throughput": runs["goals_list"]["rps"] / runs["goals_healthz"]["rps"],
+        "auth_me/healthz throughput": runs["auth_me"]["rps"] / runs["auth_healthz"]["rps"],
+        "goals_list/healthz p99": runs["goals_list"]["p99_ms"] / runs["goals_healthz"]["p99_ms"],
+        "auth_me/healthz p99": runs["auth_me"]["p99_ms"] / runs["auth_healthz"]["p99_ms"],
+    }
+
+
+TARGETS = {  # ratio -> (">=" or "<=", target)
+    "goals_list/healthz throughput": (">=", 0.4),
+    "auth_me/healthz throughput": (">=", 0.5),
+    "goals_list/healthz p99": ("<=", 3.0),
+    "auth_me/healthz p99": ("<=", 3.0),
+}
+MAX_RSS_MIB = 60.0
+
+
+def report(result: dict[str, Any]) -> bool:
+    """Print every figure, ratio and target; True when every target is met."""
+    runs = result["runs"]
+    workers = ", ".join(f"{svc} {len(procs)}" for svc, procs in result["memory"].items())
+    print(f"\nhttp through nginx: {result['wrk']}; gunicorn workers: {workers}, "
+          f"{result['web_threads']} threads each")
+    ok = True
+    for name, (path, _) in ENDPOINTS.items():
+        r = runs[name]
+        print(f"  GET {path:<18}{r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+              f"p90 {r['p90_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms"
+              f"  ({r['requests']:.0f} requests, {r['non_200']:.0f} non-200, "
+              f"{r['socket_errors']:.0f} socket errors)")
+    for r in [*runs.values(), *result["top_up"]]:
+        ok &= r["non_200"] == 0 and r["non_2xx_3xx"] == 0 and r["socket_errors"] == 0
+    if not ok:
+        print("  FAILED: responses other than 200, or socket errors")
+    for label, value in result["ratios"].items():
+        op, target = TARGETS[label]
+        met = value >= target if op == ">=" else value <= target
+        ok &= met
+        print(f"  {label}: {value:.2f}  (target {op} {target}){'' if met else '  MISSED'}")
+    print(f"  gunicorn workers after {result['served']:.0f} requests "
+          f"(target RSS <= {MAX_RSS_MIB:.0f} MiB each):")
+    for svc, procs in result["memory"].items():
+        for p in procs:
+            met = p["rss_mib"] <= MAX_RSS_MIB
+            ok &= met
+            print(f"    {svc} worker pid {p['pid']:.0f}: RSS {p['rss_mib']:.1f} MiB, "
+                  f"PSS {p['pss_mib']:.1f} MiB{'' if met else '  MISSED'}")
+    return ok
