@@ -1,20 +1,33 @@
-"""`make bench`: the raw AMQP floor and our pipeline, measured in one run, with ratios.
+"""`make bench`: measured sections, each with its ratios and targets; one JSON line at the end.
 
-Targets (issue #2): pipeline throughput >= 0.5 x the raw floor; pipeline p99 latency at a
-steady 50/s <= 5 x the raw floor's p99.
+    python -m bench [pipeline] [http]     (default: both; make bench ARGS=http)
+
+pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue #2): pipeline
+          throughput >= 0.5 x the raw floor; pipeline p99 latency at a steady 50/s <= 5 x the
+          raw floor's p99.
+http:     auth and goals through the nginx gateway with wrk (bench/http.py): goals list
+          >= 0.4 x and auth/me >= 0.5 x the throughput of the service's healthz, each p99
+          <= 3 x its healthz p99, every response a 200, every gunicorn worker's RSS <= 60 MiB.
+The exit status is non-zero when a section misses a target.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
+from bench import http
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
+Section = tuple[dict[str, Any], bool]  # figures for the JSON line, every target met
 
-def main() -> int:
+
+def pipeline_section() -> Section:
     floor = measure_floor(os.environ.get("AMQP_URL", DEFAULT_URL))
     pipeline = measure_pipeline()
     sat_ratio = pipeline["saturation"]["msgs_per_s"] / floor["saturation"]["msgs_per_s"]
@@ -36,8 +49,32 @@ def main() -> int:
     print(f"\nthroughput ratio pipeline/raw: {sat_ratio:.2f}  (target >= 0.5)")
     print(f"p99 ratio pipeline(steady)/raw(saturation): {p99_ratio:.2f}  (target <= 5)")
     print(f"p99 ratio pipeline(steady)/raw(steady): {p99_vs_steady:.2f}")
-    print(json.dumps({"floor": floor, "pipeline": pipeline}))
-    ok = sat_ratio >= 0.5 and p99_ratio <= 5
+    return {"floor": floor, "pipeline": pipeline}, sat_ratio >= 0.5 and p99_ratio <= 5
+
+
+def http_section() -> Section:
+    result = http.measure_http()
+    return {"http": result}, http.report(result)
+
+
+SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("sections", nargs="*", metavar="{" + ",".join(SECTIONS) + "}",
+                        help="sections to run (default: all)")
+    names = parser.parse_args(argv).sections or list(SECTIONS)
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)} (one of: {', '.join(SECTIONS)})")
+    figures: dict[str, Any] = {}
+    ok = True
+    for name in names:
+        section_figures, section_ok = SECTIONS[name]()
+        figures.update(section_figures)
+        ok &= section_ok
+    print(json.dumps(figures))
     return 0 if ok else 1
 
 
