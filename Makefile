@@ -18,7 +18,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  SERVICE=<$(shell echo $(SERVICES) | tr ' ' '|')> narrows run, stop, restart, migrate, logs, dlq."
-	@echo "  ARGS=... is passed to pytest (make test ARGS='-k goals -x')."
+	@echo "  ARGS=... is passed to pytest (make test ARGS='-k goals -x') and bench (ARGS=http)."
 
 install: ## create .venv and install the project with test extras (no-op when up to date)
 	@$(LOCAL) install
@@ -49,7 +49,7 @@ migrate: bootstrap ## alembic upgrade head for SERVICE (default: every service)
 test: install ## run the test suite (it bootstraps its own database growth_diary_test)
 	$(VENV)/bin/pytest -q $(ARGS)
 
-bench: install ## raw AMQP floor vs our event pipeline, with ratios (own database and queues)
+bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
 	$(PY) -m bench $(ARGS)
 
 lint: install ## ruff + mypy, shell syntax, and the compose gateway config is up to date
