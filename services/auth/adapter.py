@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.auth import usecases
-from services.auth.models import Account, Session, User, VerificationToken
+from services.auth.models import Account, User, UserSession, VerificationToken
 from services.auth.tokens import secret_hash
 from shared.db import UnitOfWork
 from shared.errors import Conflict, Invalid, NotFound
@@ -66,7 +66,7 @@ def _flush(uow: UnitOfWork, *, conflict: str) -> None:
         raise Conflict(conflict) from exc
 
 
-def _email_taken(session: DbSession, email: str, *, other_than: str | None = None) -> bool:
+def _email_taken(session: Session, email: str, *, other_than: str | None = None) -> bool:
     query = select(User.id).where(User.email == email)
     if other_than:
         query = query.where(User.id != other_than)
@@ -94,16 +94,16 @@ def create_user(uow: UnitOfWork, *, email: str, name: str | None = None,
     return user
 
 
-def get_user(session: DbSession, *, user_id: str) -> User | None:
+def get_user(session: Session, *, user_id: str) -> User | None:
     return session.get(User, user_id)
 
 
-def get_user_by_email(session: DbSession, *, email: str) -> User | None:
+def get_user_by_email(session: Session, *, email: str) -> User | None:
     normalized = usecases.normalize_email(email)
     return session.scalars(select(User).where(User.email == normalized)).first()
 
 
-def get_user_by_account(session: DbSession, *, provider: str,
+def get_user_by_account(session: Session, *, provider: str,
                         provider_account_id: str) -> User | None:
     return session.scalars(
         select(User).join(Account, Account.user_id == User.id)
@@ -162,7 +162,7 @@ def _account_is(provider: str, provider_account_id: str) -> ColumnElement[bool]:
     return and_(Account.provider == provider, Account.provider_account_id == provider_account_id)
 
 
-def get_account(session: DbSession, *, provider: str, provider_account_id: str) -> Account | None:
+def get_account(session: Session, *, provider: str, provider_account_id: str) -> Account | None:
     return session.scalars(
         select(Account).where(_account_is(provider, provider_account_id))).first()
 
@@ -179,18 +179,18 @@ def unlink_account(uow: UnitOfWork, *, provider: str,
 # -- sessions ------------------------------------------------------------------------------
 
 
-def _as_seen(session: Session, token: str) -> AdapterSession:
+def _as_seen(session: UserSession, token: str) -> AdapterSession:
     return AdapterSession(session.id, token, session.user_id, session.expires)
 
 
-def _session(db_session: DbSession, token: str, *, lock: bool = False) -> Session | None:
-    query = select(Session).where(Session.session_token == secret_hash(token))
+def _session(db_session: Session, token: str, *, lock: bool = False) -> UserSession | None:
+    query = select(UserSession).where(UserSession.session_token == secret_hash(token))
     return db_session.scalars(query.with_for_update() if lock else query).first()
 
 
 def create_session(uow: UnitOfWork, *, session_token: str, user_id: str,
                    expires: datetime) -> AdapterSession:
-    session = Session(session_token=secret_hash(session_token), user_id=user_id,
+    session = UserSession(session_token=secret_hash(session_token), user_id=user_id,
                       expires=expires)
     uow.session.add(session)
     _flush(uow, conflict="A session with this token already exists")
@@ -198,11 +198,11 @@ def create_session(uow: UnitOfWork, *, session_token: str, user_id: str,
     return _as_seen(session, session_token)
 
 
-def get_session_and_user(db_session: DbSession, *, session_token: str) -> SessionAndUser | None:
+def get_session_and_user(db_session: Session, *, session_token: str) -> SessionAndUser | None:
     """Expired sessions too: Auth.js checks `expires` itself and then deletes the session."""
     row = db_session.execute(
-        select(Session, User).join(User, User.id == Session.user_id)
-        .where(Session.session_token == secret_hash(session_token))).first()
+        select(UserSession, User).join(User, User.id == UserSession.user_id)
+        .where(UserSession.session_token == secret_hash(session_token))).first()
     if row is None:
         return None
     session, user = row
@@ -225,8 +225,8 @@ def update_session(uow: UnitOfWork, *, session_token: str, expires: datetime | N
 
 def delete_session(uow: UnitOfWork, *, session_token: str) -> AdapterSession | None:
     session = uow.session.scalars(
-        delete(Session).where(Session.session_token == secret_hash(session_token))
-        .returning(Session)).first()
+        delete(UserSession).where(UserSession.session_token == secret_hash(session_token))
+        .returning(UserSession)).first()
     uow.commit()
     return _as_seen(session, session_token) if session else None
 

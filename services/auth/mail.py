@@ -29,7 +29,7 @@ from typing import Protocol
 
 import psycopg
 from sqlalchemy import delete, extract, func, select, update
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.auth.models import OutgoingMail
 from shared.config import Settings, env, env_int
@@ -78,7 +78,7 @@ class MailSettings:
         )
 
 
-def queue_mail(session: DbSession, *, to: str, subject: str, body: str) -> None:
+def queue_mail(session: Session, *, to: str, subject: str, body: str) -> None:
     """Queue a mail in the caller's transaction; the NOTIFY reaches the worker at commit."""
     session.add(OutgoingMail(to_address=to, subject=subject, body=body))
     session.execute(select(func.pg_notify(CHANNEL, "")))

@@ -1,5 +1,6 @@
-"""The auth schema: the seed's User, Account, Session, VerificationToken and PasswordReset,
-the achievement ledger, and the messaging tables every service has.
+"""The auth schema: the seed's User, Account, Session (`UserSession`, so it never shadows
+SQLAlchemy's Session), VerificationToken and PasswordReset, the achievement ledger, and the
+messaging tables every service has.
 
 Secrets are stored as SHA-256 hashes (session, verification and reset tokens) or argon2id
 hashes (passwords): a leaked table gives nobody a way in.
@@ -127,7 +128,7 @@ class Account(Base):
     session_state: Mapped[str | None] = mapped_column(Text)
 
 
-class Session(Base):
+class UserSession(Base):
     """A login: its id is the `sid` of the access tokens it refreshes."""
 
     __tablename__ = "sessions"

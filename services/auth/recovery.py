@@ -20,10 +20,10 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import delete, exists, func, insert, or_, select, update
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.auth import mail, passwords, throttle
-from services.auth.models import PasswordReset, Session, User, VerificationToken
+from services.auth.models import PasswordReset, User, UserSession, VerificationToken
 from services.auth.tokens import new_secret, secret_hash
 from services.auth.usecases import normalize_email
 from shared.config import env
@@ -59,11 +59,11 @@ def _identifier(user: User) -> str:
     return f"{VERIFY_PREFIX}{user.id}:{user.email}"
 
 
-def _locked_user(session: DbSession, user_id: str) -> User | None:
+def _locked_user(session: Session, user_id: str) -> User | None:
     return session.scalars(select(User).where(User.id == user_id).with_for_update()).first()
 
 
-def queue_verification(session: DbSession, user: User) -> None:
+def queue_verification(session: Session, user: User) -> None:
     """A new verification link for `user`, mailed by the worker once the caller commits."""
     secret = new_secret()
     session.execute(delete(VerificationToken).where(
@@ -153,7 +153,7 @@ def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str) -> Non
     passwords.check_policy(password, email=user.email)
     user.password = passwords.hash_password(password)
     _mark_verified(user)
-    uow.session.execute(delete(Session).where(Session.user_id == user.id))
+    uow.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
     _revoke_links(uow.session, user, verification=True)
     uow.commit()
     log.info("password reset", extra={"user_id": user.id})
@@ -180,9 +180,9 @@ def change_password(uow: UnitOfWork, *, user_id: str, session_id: str | None,
         raise Invalid({"currentPassword": ["Does not match your current password."]})
     throttle.give_back(uow.session, email=user.email, client=client)
     user.password = passwords.hash_password(new_password)
-    others = delete(Session).where(Session.user_id == user.id)
+    others = delete(UserSession).where(UserSession.user_id == user.id)
     if session_id:
-        others = others.where(Session.id != session_id)
+        others = others.where(UserSession.id != session_id)
     uow.session.execute(others)
     _revoke_links(uow.session, user, verification=False)
     uow.commit()
@@ -195,7 +195,7 @@ def _mark_verified(user: User) -> None:
         user.email_verified = utcnow()
 
 
-def _revoke_links(session: DbSession, user: User, *, verification: bool) -> None:
+def _revoke_links(session: Session, user: User, *, verification: bool) -> None:
     """Outstanding reset links, and with `verification` also email links (ours and any
     Auth.js sign-in link for the address): after a reset none of them may still open it."""
     session.execute(update(PasswordReset)

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.auth.models import LoginThrottle
 from shared.config import env_int
@@ -72,7 +72,7 @@ def _keys(email: str, client: str, limits: Limits) -> list[tuple[str, int]]:
     return [(f"account:{email}", limits.per_account), (f"client:{client}", limits.per_client)]
 
 
-def take_attempt(session: DbSession, *, email: str, client: str, limits: Limits) -> None:
+def take_attempt(session: Session, *, email: str, client: str, limits: Limits) -> None:
     """Count one attempt against the account and the client; past either limit raise
     TooManyRequests (the caller's rollback then leaves nothing counted)."""
     window = timedelta(seconds=limits.window_s)
@@ -81,7 +81,7 @@ def take_attempt(session: DbSession, *, email: str, client: str, limits: Limits)
             raise TooManyRequests(TOO_MANY, retry_after=_seconds_left(session, key, window))
 
 
-def give_back(session: DbSession, *, email: str, client: str) -> None:
+def give_back(session: Session, *, email: str, client: str) -> None:
     """After a success: the account's count starts over, the client's loses this attempt."""
     session.execute(delete(LoginThrottle).where(LoginThrottle.key == f"account:{email}"))
     session.execute(
@@ -90,7 +90,7 @@ def give_back(session: DbSession, *, email: str, client: str) -> None:
         .values(failures=LoginThrottle.failures - 1))
 
 
-def _take(session: DbSession, key: str, limit: int, window: timedelta) -> bool:
+def _take(session: Session, key: str, limit: int, window: timedelta) -> bool:
     """One slot, atomically: a new or expired window starts at 1, a live one counts up only
     while under the limit (else no row comes back)."""
     expired = LoginThrottle.window_started_at <= func.now() - window
@@ -111,14 +111,14 @@ def _take(session: DbSession, key: str, limit: int, window: timedelta) -> bool:
     return session.execute(statement).first() is not None
 
 
-def _seconds_left(session: DbSession, key: str, window: timedelta) -> int:
+def _seconds_left(session: Session, key: str, window: timedelta) -> int:
     left = session.scalar(
         select(func.extract("epoch", LoginThrottle.window_started_at + window - func.now()))
         .where(LoginThrottle.key == key))
     return max(1, math.ceil(float(left or 0)))
 
 
-def forget_stale(session: DbSession, *, older_than: timedelta = timedelta(days=1)) -> int:
+def forget_stale(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:
     """Counters whose window ended long ago say nothing any more."""
     result = session.execute(delete(LoginThrottle).where(
         LoginThrottle.window_started_at < func.now() - older_than))

@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import Session
 
 from services.auth import passwords, throttle
-from services.auth.models import Session, User
+from services.auth.models import User, UserSession
 from services.auth.tokens import AccessToken, TokenIssuer, new_secret, secret_hash
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, NotFound, Unauthorized
@@ -99,7 +99,7 @@ def login(
     if stored and passwords.needs_rehash(stored):
         user.password = passwords.hash_password(password)  # parameters raised since: upgrade
     secret = new_secret()
-    session = Session(user_id=user.id, session_token=secret_hash(secret),
+    session = UserSession(user_id=user.id, session_token=secret_hash(secret),
                       expires=tokens.session_expiry(utcnow()))
     uow.session.add(session)
     uow.session.flush()
@@ -111,7 +111,7 @@ def login(
 def refresh(uow: UnitOfWork, *, session_token: str, tokens: TokenIssuer) -> AccessToken:
     """Looked up by the token's hash: no secret is ever compared in Python."""
     session = uow.session.scalars(
-        select(Session).where(Session.session_token == secret_hash(session_token))).first()
+        select(UserSession).where(UserSession.session_token == secret_hash(session_token))).first()
     if session is None:
         raise Unauthorized(BAD_SESSION)
     if session.expires <= utcnow():
@@ -131,10 +131,10 @@ def logout(
     """End one session, named by its secret or by an access token's (sub, sid); idempotent."""
     if session_token:
         uow.session.execute(
-            delete(Session).where(Session.session_token == secret_hash(session_token)))
+            delete(UserSession).where(UserSession.session_token == secret_hash(session_token)))
     elif user_id and session_id:
         uow.session.execute(
-            delete(Session).where(Session.id == session_id, Session.user_id == user_id))
+            delete(UserSession).where(UserSession.id == session_id, UserSession.user_id == user_id))
     uow.commit()
 
 
@@ -143,11 +143,11 @@ def logout_all(uow: UnitOfWork, *, user_id: str) -> None:
 
     Access tokens already handed out stay valid until they expire, minutes at most.
     """
-    uow.session.execute(delete(Session).where(Session.user_id == user_id))
+    uow.session.execute(delete(UserSession).where(UserSession.user_id == user_id))
     uow.commit()
 
 
-def _user(session: DbSession, user_id: str, *, lock: bool = False) -> User:
+def _user(session: Session, user_id: str, *, lock: bool = False) -> User:
     query = select(User).where(User.id == user_id)
     if lock:
         query = query.with_for_update()
@@ -157,11 +157,11 @@ def _user(session: DbSession, user_id: str, *, lock: bool = False) -> User:
     return user
 
 
-def get_me(session: DbSession, *, user_id: str) -> User:
+def get_me(session: Session, *, user_id: str) -> User:
     return _user(session, user_id)
 
 
-def get_public_profile(session: DbSession, *, user_id: str) -> User:
+def get_public_profile(session: Session, *, user_id: str) -> User:
     return _user(session, user_id)
 
 

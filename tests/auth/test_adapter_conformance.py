@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import select
 
-from services.auth.models import Account, Session, User, VerificationToken
+from services.auth.models import Account, User, UserSession, VerificationToken
 from shared.db import Database
 from shared.ids import new_id
 from tests.auth.support import outbox_events, unique_email
@@ -149,8 +149,8 @@ class Rows:
     def session(self, session_token: str) -> dict[str, Any] | None:
         """Found by the token's hash; `sessionToken` is what the table holds (the hash)."""
         with self.db.sessions() as db_session:
-            row = db_session.scalars(
-                select(Session).where(Session.session_token == sha256(session_token))).first()
+            row = db_session.scalars(select(UserSession).where(
+                UserSession.session_token == sha256(session_token))).first()
             if row is None:
                 return None
             return {"id": row.id, "sessionToken": row.session_token, "userId": row.user_id,

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from sqlalchemy import select, update
 
-from services.auth.models import Account, AchievementAward, PasswordReset, Session, User
+from services.auth.models import Account, AchievementAward, PasswordReset, User, UserSession
 from services.auth.tokens import NoSigningKey, TokenIssuer
 from shared.db import Database, utcnow
 from shared.tokens import TokenVerifier
@@ -120,7 +120,7 @@ def test_access_tokens_are_eddsa_jwts_verifiable_with_the_published_keys(
     assert claims["exp"] - claims["iat"] == 900
     assert claims["jti"]
     with db.sessions() as session:
-        stored = session.get(Session, claims["sid"])
+        stored = session.get(UserSession, claims["sid"])
         assert stored is not None and stored.user_id == body["user"]["id"]
         assert stored.session_token != body["sessionToken"]  # only its hash is kept
 
@@ -171,7 +171,7 @@ def test_refresh_refuses_unknown_and_expired_sessions(
         api: Any, login: Login, db: Database) -> None:
     body = login()
     with db.sessions() as session:
-        session.execute(update(Session).where(Session.user_id == body["user"]["id"])
+        session.execute(update(UserSession).where(UserSession.user_id == body["user"]["id"])
                         .values(expires=utcnow() - timedelta(seconds=1)))
         session.commit()
 
@@ -180,8 +180,8 @@ def test_refresh_refuses_unknown_and_expired_sessions(
 
     assert expired.status_code == unknown.status_code == 401
     with db.sessions() as session:  # the expired session is cleaned away
-        assert session.scalars(select(Session).where(
-            Session.user_id == body["user"]["id"])).first() is None
+        assert session.scalars(select(UserSession).where(
+            UserSession.user_id == body["user"]["id"])).first() is None
 
 
 def test_logout_with_the_session_token_ends_that_session(api: Any, login: Login) -> None:
@@ -329,7 +329,7 @@ def test_deleting_me_removes_everything_of_mine_and_announces_it(
     assert response.status_code == 204
     assert load_user(db, user_id) is None
     with db.sessions() as session:
-        for model in (Account, Session, PasswordReset, AchievementAward):
+        for model in (Account, UserSession, PasswordReset, AchievementAward):
             assert session.scalars(select(model).where(model.user_id == user_id)).first() is None
     [event] = outbox_events(db, "auth.user.deleted", user_id)
     assert event["data"]["user_id"] == user_id and event["data"]["deleted_at"]

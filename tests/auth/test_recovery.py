@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select, update
 from services.auth import passwords, recovery
 from services.auth.api_recovery import RESET_REQUESTED, VERIFICATION_RESENT
 from services.auth.mail import MailDelivery, MailSettings, deliver_mail, retry_delay
-from services.auth.models import OutgoingMail, PasswordReset, Session, VerificationToken
+from services.auth.models import OutgoingMail, PasswordReset, UserSession, VerificationToken
 from services.auth.tokens import secret_hash
 from shared.db import Database, UnitOfWork
 from tests.auth.smtp import MailCatcher, link_in, smtp_fixture  # noqa: F401 - `smtp`
@@ -384,8 +384,8 @@ def test_changing_my_password_needs_the_current_one_and_a_good_new_one(
     assert weak.status_code == 422 and set(weak.get_json()["errors"]) == {"newPassword"}
     assert anonymous.status_code == 401
     with db.sessions() as session:
-        assert session.scalar(select(func.count()).select_from(Session).where(
-            Session.user_id == user["id"])) == 1
+        assert session.scalar(select(func.count()).select_from(UserSession).where(
+            UserSession.user_id == user["id"])) == 1
     log_in(api, user["email"], PASSWORD)
 
 

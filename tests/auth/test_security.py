@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 
 from services.auth import throttle
 from services.auth.app import create_app as create_auth_app
-from services.auth.models import LoginThrottle, Session, User
+from services.auth.models import LoginThrottle, User, UserSession
 from services.auth.tokens import KeyDirectory, secret_hash
 from services.goals.app import create_app as create_goals_app
 from shared import keys, logs
@@ -302,8 +302,8 @@ def test_session_tokens_are_long_random_stored_hashed_and_new_at_every_login(
     for token in tokens:
         assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) * 8 >= 128
     with db.sessions() as session:
-        stored = set(session.scalars(select(Session.session_token)
-                                     .where(Session.user_id == user["id"])))
+        stored = set(session.scalars(select(UserSession.session_token)
+                                     .where(UserSession.user_id == user["id"])))
     assert stored == {hashlib.sha256(t.encode()).hexdigest() for t in tokens}
 
 
@@ -311,16 +311,16 @@ def test_logout_deletes_the_session_and_an_expired_session_cannot_refresh(
         api: Any, login: Login, db: Database) -> None:
     ended, expiring = login(), login()
     with db.sessions() as session:
-        session.execute(update(Session)
-                        .where(Session.session_token == secret_hash(session_token_of(expiring)))
+        session.execute(update(UserSession)
+                        .where(UserSession.session_token == secret_hash(session_token_of(expiring)))
                         .values(expires=utcnow() - timedelta(seconds=1)))
         session.commit()
 
     assert api.post("/auth/logout",
                     json={"sessionToken": session_token_of(ended)}).status_code == 204
     with db.sessions() as session:
-        assert session.scalar(select(Session).where(
-            Session.session_token == secret_hash(session_token_of(ended)))) is None
+        assert session.scalar(select(UserSession).where(
+            UserSession.session_token == secret_hash(session_token_of(ended)))) is None
     for body in (ended, expiring):
         assert api.post("/auth/refresh",
                         json={"sessionToken": session_token_of(body)}).status_code == 401
