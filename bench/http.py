@@ -160,7 +160,7 @@ class Stack:
             prom.mkdir(parents=True)
             env = {**self.env, "SERVICE": svc, "BIND": f"127.0.0.1:{self.ports[svc]}",
                    "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-            with open(self.logs / f"bench-http-{svc}-web.log", "ab") as log:
+            with open(self.log_path(svc), "wb") as log:  # this run's only
                 self.webs[svc] = subprocess.Popen(
                     [str(ROOT / ".venv" / "bin" / "gunicorn"), "--config",
                      "deploy/gunicorn.conf.py", f"services.{svc}.app:create_app()"],
@@ -200,9 +200,12 @@ class Stack:
             time.sleep(0.2)
         raise RuntimeError(f"{svc} not ready through the gateway:\n{self.log_tail(svc)}")
 
-    def log_tail(self, svc: str, lines: int = 30) -> str:
-        text = (self.logs / f"bench-http-{svc}-web.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+    def log_path(self, svc: str) -> Path:
+        return self.logs / f"bench-http-{svc}-web.log"
+
+    def log_tail(self, svc: str, lines: int = 25) -> str:
+        tail = self.log_path(svc).read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join([*tail, f"(whole log: {self.log_path(svc)})"])
 
     def workers(self) -> dict[str, list[int]]:
         return {svc: _children(proc.pid) for svc, proc in self.webs.items()}
@@ -313,6 +316,7 @@ def measure_http() -> dict[str, Any]:
     wrk_bin = ensure_binary("wrk", "wrk")
     root = Path(tempfile.mkdtemp(prefix="bench-http-"))
     stack = Stack(root, nginx)
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     try:
         stack.start()
         token = _seed(stack.url)
@@ -330,7 +334,8 @@ def measure_http() -> dict[str, Any]:
             served += int(top_up[-1]["requests"])
         return {"wrk": wrk.describe(), "runs": runs, "top_up": top_up, "served": served,
                 "ratios": _ratios(runs), "memory": _memory(stack),
-                "web_threads": int(BASE_ENV.get("WEB_THREADS") or "4")}  # gunicorn.conf default
+                "web_threads": int(BASE_ENV.get("WEB_THREADS") or "4"),  # gunicorn.conf default
+                "loadavg_1m": {"before": load_before, "after": os.getloadavg()[0]}}
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -358,8 +363,10 @@ def report(result: dict[str, Any]) -> bool:
     """Print every figure, ratio and target; True when every target is met."""
     runs = result["runs"]
     workers = ", ".join(f"{svc} {len(procs)}" for svc, procs in result["memory"].items())
+    load = result["loadavg_1m"]
     print(f"\nhttp through nginx: {result['wrk']}; gunicorn workers: {workers}, "
-          f"{result['web_threads']} threads each")
+          f"{result['web_threads']} threads each; load average {load['before']:.2f} before, "
+          f"{load['after']:.2f} after")
     ok = True
     for name, (path, _) in ENDPOINTS.items():
         r = runs[name]
