@@ -146,8 +146,7 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
         # Saturation: commit a backlog while the relay is down, then let it go.
         started = time.perf_counter()
         for uid, gid in goals[:backlog]:
-            with UnitOfWork(db, source="/bench") as uow:
-                complete_goal(uow, user_id=uid, goal_id=gid)
+            complete_goal(UnitOfWork(db, source="/bench"), user_id=uid, goal_id=gid)
         commit_rate = backlog / (time.perf_counter() - started)
         conn = _auth_conn()
         goals_worker = _worker("goals")
@@ -169,8 +168,7 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
             slot = start + i / steady_rate
             while (now := time.perf_counter()) < slot:
                 time.sleep(min(slot - now, 0.002))
-            with UnitOfWork(db, source="/bench") as uow:
-                complete_goal(uow, user_id=uid, goal_id=gid)
+            complete_goal(UnitOfWork(db, source="/bench"), user_id=uid, goal_id=gid)
             committed = time.perf_counter()
             seen = None
             for note in listener.notifies(timeout=10):

@@ -28,7 +28,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from shared.config import SERVICES, env
+from shared.config import SERVICES, env, load_env_file
 
 log = logging.getLogger("shared.bootstrap")
 
@@ -189,6 +189,7 @@ def _redacted(url: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_env_file()
     parser = argparse.ArgumentParser(
         prog="python -m shared.bootstrap",
         description="Create the database, one schema and one login role per service.",

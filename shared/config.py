@@ -1,6 +1,10 @@
 """The one configuration loader: environment variables, with a local `.env` for development.
 
-Every default works on a developer machine with PostgreSQL and RabbitMQ on localhost.
+Settings are built once per process (the app factory, the worker's main) and passed in;
+nothing reads the environment on a request. `.env` is read by the entry points
+(`load_env_file()`: the runner, gunicorn's config, the worker and command-line tools), never
+at import, and never overrides the real environment. Every default works on a developer
+machine with PostgreSQL and RabbitMQ on localhost.
 """
 
 from __future__ import annotations
@@ -11,11 +15,15 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-SERVICES = ("auth", "goals", "diary", "stories")
-DEFAULT_PORTS = {"auth": 8001, "goals": 8002, "diary": 8003, "stories": 8004}
+from shared.services import SERVICES, port_of
+
+__all__ = ["SERVICES", "Settings", "env", "env_int", "database_url", "load_env_file"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-load_dotenv(REPO_ROOT / ".env", override=False)
+
+def load_env_file(path: Path = REPO_ROOT / ".env") -> None:
+    """Read `.env` into the environment (for entry points only; the real environment wins)."""
+    load_dotenv(path, override=False)
 
 
 def env(name: str, default: str) -> str:
@@ -53,6 +61,7 @@ class Settings:
     max_attempts: int
     retry_delays_ms: tuple[int, ...]
     outbox_retention_s: int
+    tombstone_horizon_s: int
 
     @classmethod
     def from_env(cls, service: str, **overrides: object) -> Settings:
@@ -65,13 +74,16 @@ class Settings:
             jwks_url=env("AUTH_JWKS_URL", "http://127.0.0.1:8001/auth/.well-known/jwks.json"),
             token_issuer=env("TOKEN_ISSUER", "growth-diary-auth"),
             token_audience=env("TOKEN_AUDIENCE", "growth-diary"),
-            port=env_int(f"{service.upper()}_PORT", DEFAULT_PORTS.get(service, 8000)),
+            port=port_of(service) if service in SERVICES else env_int("PORT", 8000),
             log_level=env("LOG_LEVEL", "INFO"),
             relay_batch=env_int("OUTBOX_BATCH", 500),
             consumer_prefetch=env_int("CONSUMER_PREFETCH", 200),
             max_attempts=env_int("EVENT_MAX_ATTEMPTS", 4),
             retry_delays_ms=tuple(int(d) for d in delays.split(",") if d.strip()),
             outbox_retention_s=env_int("OUTBOX_RETENTION_SECONDS", 3600),
+            # Tokens issued within it are checked against the in-memory tombstones; older
+            # ones against the table (see shared.tombstones). Longer than a token's life.
+            tombstone_horizon_s=env_int("TOMBSTONE_HORIZON_SECONDS", 3600),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

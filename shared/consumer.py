@@ -23,40 +23,57 @@ from typing import Any, TypeVar
 
 from kombu import Consumer
 from kombu.message import Message
-from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import bus, logs
 from shared.config import Settings
-from shared.db import Database, UnitOfWork
+from shared.db import Database, UnitOfWork, is_database_outage
 from shared.events import Event, InvalidEvent, parse_event
+from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
 
-# One event at a time, or (marked @batched) a list of consecutive events of a batch.
-Handler = Callable[[UnitOfWork, Event], None] | Callable[[UnitOfWork, list[Event]], None]
 USER_DELETED = "auth.user.deleted"
-F = TypeVar("F", bound=Callable[..., None])
+P = TypeVar("P")
 
 
-def batched(handler: F) -> F:
-    """Mark a handler that takes a list of events: consecutive events it handles in a
-    delivered batch are given to it together (one statement for many, where it can)."""
-    handler.batched = True  # type: ignore[attr-defined]
-    return handler
+class Handler:
+    """What a consumer runs for an event type: `each(fn)` calls `fn(uow, event)` once per
+    event; `batch(fn)` calls `fn(uow, events)` once with the consecutive events of a
+    delivered batch that it handles (one statement for many, where it can)."""
+
+    def __init__(self, fn: Callable[[UnitOfWork, list[Event[Any]]], None], *,
+                 batched: bool) -> None:
+        self.fn = fn
+        self.batched = batched
+        self.__name__ = getattr(fn, "__name__", "handler")
+
+    def __call__(self, uow: UnitOfWork, events: list[Event[Any]]) -> None:
+        self.fn(uow, events)
 
 
-def _is_outage(exc: BaseException) -> bool:
-    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
-        isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-    )
+def each(fn: Callable[[UnitOfWork, Event[P]], None]) -> Handler:
+    def one_by_one(uow: UnitOfWork, events: list[Event[Any]]) -> None:
+        for event in events:
+            with logs.log_context(event_id=event.id, correlation_id=event.correlation_id):
+                fn(uow, event)
+
+    one_by_one.__name__ = getattr(fn, "__name__", "handler")
+    return Handler(one_by_one, batched=False)
+
+
+def batch(fn: Callable[[UnitOfWork, list[Event[P]]], None]) -> Handler:
+    return Handler(fn, batched=True)
+
+
+Handlers = dict[str, Handler]
 
 
 @dataclass
 class Delivery:
     message: Message
-    event: Event | None = None
+    event: Event[Any] | None = None
     error: str | None = None
     permanent: bool = False
     attempts: int = 0
@@ -68,7 +85,7 @@ class EventConsumer:
         self,
         settings: Settings,
         db: Database,
-        handlers: dict[str, Handler],
+        handlers: Handlers,
         *,
         name: str | None = None,
     ) -> None:
@@ -107,7 +124,7 @@ class EventConsumer:
         try:
             self._apply(fresh, isolate=False)
         except Exception as exc:
-            if _is_outage(exc):
+            if is_database_outage(exc):
                 raise
             if len(fresh) == 1:  # nothing to single out: this one failed
                 self._failed(fresh[0], exc)
@@ -161,8 +178,7 @@ class EventConsumer:
                 handler = self.handlers.get(event.type)
                 if handler is None:
                     continue
-                if (not isolate and runs and runs[-1][0] is handler
-                        and getattr(handler, "batched", False)):
+                if not isolate and runs and runs[-1][0].fn is handler.fn and handler.batched:
                     runs[-1][1].append(d)
                 else:
                     runs.append((handler, [d]))
@@ -180,13 +196,7 @@ class EventConsumer:
 
     @staticmethod
     def _run(uow: UnitOfWork, handler: Handler, group: list[Delivery]) -> None:
-        events = [d.event for d in group if d.event]
-        if getattr(handler, "batched", False):
-            handler(uow, events)  # type: ignore[arg-type]
-            return
-        for event in events:
-            with logs.log_context(event_id=event.id, correlation_id=event.correlation_id):
-                handler(uow, event)  # type: ignore[arg-type]
+        handler(uow, [d.event for d in group if d.event])
 
     def _run_isolated(self, uow: UnitOfWork, handler: Handler, d: Delivery) -> None:
         event = d.event
@@ -199,7 +209,7 @@ class EventConsumer:
                 self._run(uow, handler, [d])
                 uow.flush_events()
         except Exception as exc:
-            if _is_outage(exc):
+            if is_database_outage(exc):
                 raise
             del uow.recorded[mark:]
             self._failed(d, exc)
@@ -252,8 +262,8 @@ class EventConsumer:
 
     def run(self, stop: threading.Event) -> None:
         """Consume until `stop`; reconnects after broker restarts, waits out database ones."""
-        backoff = 0.5
-        while not stop.is_set():
+
+        def session(backoff: Backoff) -> None:
             connection = bus.connect(self.settings.amqp_url)
             try:
                 connection.ensure_connection(max_retries=1)
@@ -267,7 +277,7 @@ class EventConsumer:
                 consumer = Consumer(channel, queues=[queues[0]], on_message=self._receive,
                                     no_ack=False, accept=None)
                 with consumer:
-                    backoff = 0.5
+                    backoff.reset()
                     log.info("consuming", extra={"queue": queues[0].name})
                     while not stop.is_set():
                         bus.drain_ready(connection, wait=1.0,
@@ -277,28 +287,24 @@ class EventConsumer:
                             batch, self._batch = self._batch, []
                             self._apply_until_done(batch, stop)
                             self.settle(batch, publisher)
-            except Exception as exc:  # noqa: BLE001 - broker gone: reconnect with backoff
-                self._batch = []  # unacked: the broker redelivers them
-                if stop.is_set():
-                    break
-                log.warning("consumer interrupted, reconnecting", extra={
-                    "error": repr(exc), "retry_in_s": backoff})
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
             finally:
                 with contextlib.suppress(Exception):
                     connection.release()
 
+        def forget_batch() -> None:
+            self._batch = []  # unacked: the broker redelivers them
+
+        keep_running(session, stop, what="consumer", on_failure=forget_batch)
+
     def _apply_until_done(self, batch: list[Delivery], stop: threading.Event) -> None:
-        backoff = 0.5
+        backoff = Backoff(initial=0.5, ceiling=5.0)
         while True:
             try:
                 self.apply(batch)
                 return
             except Exception as exc:
-                if not _is_outage(exc) or stop.is_set():
+                if not is_database_outage(exc) or stop.is_set():
                     raise
                 log.warning("database unavailable, holding batch", extra={
-                    "size": len(batch), "retry_in_s": backoff})
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+                    "size": len(batch), "retry_in_s": backoff.delay})
+                backoff.wait(stop)

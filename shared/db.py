@@ -2,7 +2,19 @@
 
 Each service has its own `MetaData(schema=...)` with a naming convention (stable Alembic
 names), and the messaging tables every service needs: outbox, inbox and user tombstones.
-Only the unit of work commits; it writes outbox rows in the same transaction as the change.
+
+The transaction rule, followed everywhere:
+- A use case takes a unit of work it has not entered, opens it (`with uow:`), does its work
+  and calls `uow.commit()`. What it calls (helpers, repositories, handlers' internals) only
+  adds and flushes; nothing below the use case commits.
+- A read takes the unit of work too, as `with uow.read_only():`. It runs without a
+  transaction (each statement autocommits, one snapshot per statement), so a read costs its
+  queries' round trips and no BEGIN/ROLLBACK pair. A read that needs one snapshot for
+  several statements uses `with uow:` and never commits.
+- Leaving the block rolls back whatever was not committed.
+- Events are recorded with `uow.publish()` and written to the outbox in the same transaction
+  at commit; the outbox's trigger NOTIFYs the relay, which PostgreSQL delivers at commit.
+- The one documented exception: login commits its throttle counter early (services/auth).
 """
 
 from __future__ import annotations
@@ -19,17 +31,20 @@ from sqlalchemy import (
     Identity,
     Index,
     MetaData,
+    Select,
     String,
     Table,
     create_engine,
     func,
     text,
 )
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import events as ev
+from shared.errors import NotFound
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -42,6 +57,23 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """The database went away (restart, network), which is nobody's bug: a request answers
+    503 and may be retried, a consumer holds its batch."""
+    return isinstance(error, (sa_exc.OperationalError, sa_exc.InterfaceError)) or (
+        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+    )
+
+
+def first_or_not_found(session: Session, query: Select[Any], detail: str) -> Any:
+    """The first row `query` selects, or NotFound: how every "no such thing" is said (also
+    for what exists but belongs to someone else, which must look the same)."""
+    found = session.scalars(query.limit(1)).first()
+    if found is None:
+        raise NotFound(detail)
+    return found
 
 
 def service_metadata(schema: str) -> MetaData:
@@ -78,28 +110,37 @@ def messaging_tables(metadata: MetaData) -> None:
         metadata,
         Column("user_id", String(64), primary_key=True),
         Column("deleted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # What web processes load into their in-memory set (shared.tombstones).
+        Index("ix_deleted_user_deleted_at", "deleted_at"),
     )
 
 
 class Database:
     """One engine and session factory per process, created by the app factory or worker."""
 
-    def __init__(self, url: str, schema: str, *, pool_size: int = 5,
-                 pre_ping: bool = True) -> None:
+    def __init__(self, url: str, schema: str, *, pool_size: int = 5) -> None:
         self.schema = schema
         self.engine: Engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            # Web requests must not fail on a connection the database dropped (restart);
-            # workers retry whole batches anyway and skip the extra round trip.
-            pool_pre_ping=pre_ping,
+            # No pre-ping: it costs a round trip on every checkout. A connection the
+            # database dropped fails its first statement instead; SQLAlchemy then discards
+            # every pooled connection older than the failure, and the request answers 503.
+            pool_pre_ping=False,
             pool_recycle=1800,
             # Statement parameters (hashes, tokens, personal data) never reach logs.
             hide_parameters=True,
-            connect_args={"connect_timeout": 5, "options": f"-c search_path={schema}"},
+            connect_args={
+                "connect_timeout": 5,
+                "options": f"-c search_path={schema}",
+            },
         )
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads: the connection in autocommit, so no BEGIN ... ROLLBACK around a SELECT.
+        self.read_sessions = sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False)
         self.outbox = metadata_table(schema, "outbox")
         self.inbox = metadata_table(schema, "inbox")
         self.tombstones = metadata_table(schema, "deleted_user")
@@ -150,8 +191,8 @@ def metadata_table(schema: str, name: str) -> Table:
 class UnitOfWork:
     """A transaction that rolls back unless committed, and the place events are recorded.
 
-    `publish()` validates the event against the catalogue and adds its outbox row to the
-    same transaction; `commit()` also NOTIFYs the relay, delivered by PostgreSQL at commit.
+    Entered by the use case (see the transaction rule above), once: entering it twice is a
+    bug that would open a second session, so it raises.
     """
 
     def __init__(self, db: Database, *, source: str) -> None:
@@ -159,12 +200,20 @@ class UnitOfWork:
         self.source = source
         self.session: Session
         self.recorded: list[ev.Event] = []
-        self._committed = False
+        self._factory = db.sessions
+        self._open = False
+
+    def read_only(self) -> UnitOfWork:
+        """Enter as a read: no transaction, nothing to commit (`with uow.read_only():`)."""
+        self._factory = self.db.read_sessions
+        return self
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self.db.sessions()
+        if self._open:
+            raise RuntimeError("this unit of work is already open")
+        self._open = True
+        self.session = self._factory()
         self.recorded = []
-        self._committed = False
         return self
 
     def __exit__(
@@ -174,8 +223,10 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         # close() rolls back anything uncommitted without expiring loaded objects, so a
-        # read-only use case can hand its results to the view after the block.
+        # use case can hand its results to the view after the block.
         self.session.close()
+        self._open = False
+        self._factory = self.db.sessions
 
     def publish(self, type_: str, data: dict[str, Any]) -> ev.Event:
         event = ev.new_event(type_, data, source=self.source)
@@ -199,7 +250,6 @@ class UnitOfWork:
     def commit(self) -> None:
         self.flush_events()
         self.session.commit()
-        self._committed = True
 
     def rollback(self) -> None:
         self.session.rollback()

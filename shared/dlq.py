@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pika
 
 from shared.bus import Names
-from shared.config import SERVICES, Settings
+from shared.config import SERVICES, Settings, load_env_file
 
 
 def pika_parameters(url: str) -> pika.URLParameters:
@@ -88,6 +88,7 @@ def replay(settings: Settings, limit: int | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_env_file()
     parser = argparse.ArgumentParser(prog="python -m shared.dlq", description=__doc__)
     parser.add_argument("service", choices=SERVICES)
     parser.add_argument("command", choices=["list", "replay"])

@@ -1,4 +1,5 @@
-"""The event contracts: a CloudEvents 1.0 envelope and one schema per event type.
+"""The event contracts: a CloudEvents 1.0 envelope and, per event type, a payload (a frozen
+dataclass: what handlers take) with its schema (its wire form).
 
 Producers and consumers share these schemas, so a field renamed on one side fails loudly
 at the producer's commit instead of silently at a consumer. Consumers ignore unknown
@@ -10,9 +11,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from shared import logs
 
@@ -27,12 +28,99 @@ class InvalidEvent(ValueError):
     """An envelope or payload that does not match the contract: never worth retrying."""
 
 
-class EventData(Schema):
+# -- payloads: what a handler receives, one frozen dataclass per kind of event -----------
+
+@dataclass(frozen=True)
+class UserProfile:
+    user_id: str
+    name: str | None = None
+    image: str | None = None
+    current_role: str | None = None
+    experience_level: str | None = None
+    industry: str | None = None
+    years_of_experience: int | None = None
+    current_skills: list[str] = field(default_factory=list)
+    target_skills: list[str] = field(default_factory=list)
+    bio: str | None = None
+    current_goals: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class UserDeleted:
+    user_id: str
+    deleted_at: datetime
+
+
+@dataclass(frozen=True)
+class GoalSnapshot:
+    goal_id: str
+    user_id: str
+    version: int
+    title: str
+    period: str
+    status: str
+    start_date: datetime
+    deadline: datetime
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GoalCompleted:
+    goal_id: str
+    user_id: str
+    version: int
+    period: str
+    completed_at: datetime
+
+
+@dataclass(frozen=True)
+class GoalWithdrawn:
+    """Reopened or deleted: any award for the goal no longer stands."""
+
+    goal_id: str
+    user_id: str
+    version: int
+    period: str
+
+
+@dataclass(frozen=True)
+class PostChanged:
+    post_id: str
+    author_id: str
+    title: str
+    published_at: datetime | None = None
+    version: int | None = None  # absent from events sent before diary versioned posts
+
+    @property
+    def user_id(self) -> str:
+        return self.author_id
+
+
+@dataclass(frozen=True)
+class StoryGenerated:
+    story_id: str
+    user_id: str
+    period: str
+    generated_at: datetime
+
+
+# -- schemas: the wire form of each payload (validated at the producer and the consumer) --
+
+class PayloadSchema(Schema):
+    """Loads into `model`; unknown fields are ignored (a producer may add fields)."""
+
+    model: ClassVar[type]
+
     class Meta:
         unknown = EXCLUDE
 
+    @post_load
+    def _make(self, data: dict[str, Any], **_: Any) -> Any:
+        return self.model(**data)
 
-class UserProfile(EventData):
+
+class UserProfileSchema(PayloadSchema):
+    model = UserProfile
     user_id = fields.String(required=True)
     name = fields.String(allow_none=True)
     image = fields.String(allow_none=True)
@@ -46,12 +134,14 @@ class UserProfile(EventData):
     current_goals = fields.List(fields.String(), load_default=list)
 
 
-class UserDeleted(EventData):
+class UserDeletedSchema(PayloadSchema):
+    model = UserDeleted
     user_id = fields.String(required=True)
     deleted_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
-class GoalSnapshot(EventData):
+class GoalSnapshotSchema(PayloadSchema):
+    model = GoalSnapshot
     goal_id = fields.String(required=True)
     user_id = fields.String(required=True)
     version = fields.Integer(required=True)
@@ -63,7 +153,8 @@ class GoalSnapshot(EventData):
     completed_at = fields.AwareDateTime(allow_none=True, default_timezone=UTC)
 
 
-class GoalCompleted(EventData):
+class GoalCompletedSchema(PayloadSchema):
+    model = GoalCompleted
     goal_id = fields.String(required=True)
     user_id = fields.String(required=True)
     version = fields.Integer(required=True)
@@ -71,16 +162,16 @@ class GoalCompleted(EventData):
     completed_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
-class GoalWithdrawn(EventData):
-    """Reopened or deleted: any award for the goal no longer stands."""
-
+class GoalWithdrawnSchema(PayloadSchema):
+    model = GoalWithdrawn
     goal_id = fields.String(required=True)
     user_id = fields.String(required=True)
     version = fields.Integer(required=True)
     period = fields.String(required=True, validate=validate.OneOf(GOAL_PERIODS))
 
 
-class PostChanged(EventData):
+class PostChangedSchema(PayloadSchema):
+    model = PostChanged
     post_id = fields.String(required=True)
     author_id = fields.String(required=True)
     title = fields.String(required=True)
@@ -88,43 +179,42 @@ class PostChanged(EventData):
     version = fields.Integer(load_default=None, allow_none=True)
 
 
-class StoryGenerated(EventData):
+class StoryGeneratedSchema(PayloadSchema):
+    model = StoryGenerated
     story_id = fields.String(required=True)
     user_id = fields.String(required=True)
     period = fields.String(required=True)
     generated_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
-CATALOGUE: dict[str, type[EventData]] = {
-    "auth.user.registered": UserProfile,
-    "auth.user.updated": UserProfile,
-    "auth.user.deleted": UserDeleted,
-    "goals.goal.created": GoalSnapshot,
-    "goals.goal.updated": GoalSnapshot,
-    "goals.goal.completed": GoalCompleted,
-    "goals.goal.reopened": GoalWithdrawn,
-    "goals.goal.deleted": GoalWithdrawn,
-    "diary.post.published": PostChanged,
-    "diary.post.unpublished": PostChanged,
-    "diary.post.deleted": PostChanged,
-    "stories.story.generated": StoryGenerated,
+CATALOGUE: dict[str, type[PayloadSchema]] = {
+    "auth.user.registered": UserProfileSchema,
+    "auth.user.updated": UserProfileSchema,
+    "auth.user.deleted": UserDeletedSchema,
+    "goals.goal.created": GoalSnapshotSchema,
+    "goals.goal.updated": GoalSnapshotSchema,
+    "goals.goal.completed": GoalCompletedSchema,
+    "goals.goal.reopened": GoalWithdrawnSchema,
+    "goals.goal.deleted": GoalWithdrawnSchema,
+    "diary.post.published": PostChangedSchema,
+    "diary.post.unpublished": PostChangedSchema,
+    "diary.post.deleted": PostChangedSchema,
+    "stories.story.generated": StoryGeneratedSchema,
 }
+# Types published for which no service has a consumer yet, each with the reason.
+UNCONSUMED: dict[str, str] = {}
 _SCHEMAS = {type_: schema() for type_, schema in CATALOGUE.items()}
 
-
-def subject_user(type_: str, data: dict[str, Any]) -> str | None:
-    """The user an event is about: what a tombstone is checked against."""
-    value = data.get("author_id" if type_.startswith("diary.post.") else "user_id")
-    return str(value) if value else None
+P = TypeVar("P")
 
 
 @dataclass(frozen=True)
-class Event:
+class Event(Generic[P]):
     id: str
     type: str
     source: str
     time: datetime
-    data: dict[str, Any]
+    data: P
     correlation_id: str
     causation_id: str | None = None
     # `data` as JSON, when the producer already made it (validated once, dumped once).
@@ -132,7 +222,9 @@ class Event:
 
     @property
     def user_id(self) -> str | None:
-        return subject_user(self.type, self.data)
+        """The user the event is about: what a tombstone is checked against."""
+        value = getattr(self.data, "user_id", None)
+        return str(value) if value else None
 
     def to_dict(self) -> dict[str, Any]:
         envelope: dict[str, Any] = {
@@ -154,32 +246,34 @@ class Event:
         return envelope
 
 
-def new_event(type_: str, data: dict[str, Any], *, source: str) -> Event:
-    """An event caused by whatever is being handled now (request or incoming event)."""
+def new_event(type_: str, data: Any, *, source: str) -> Event[Any]:
+    """An event caused by whatever is being handled now (request or incoming event).
+    `data` is the payload's dataclass or a mapping of its fields; it is checked by loading
+    its wire form back, exactly as a consumer will."""
     schema = _SCHEMAS.get(type_)
     if schema is None:
         raise InvalidEvent(f"unknown event type {type_!r}")
     try:
         wire = schema.dump(data)
-        errors = schema.validate(wire)
+        payload = schema.load(wire)
+    except ValidationError as exc:
+        raise InvalidEvent(f"{type_}: {exc.messages}") from exc
     except (TypeError, ValueError, AttributeError) as exc:
         raise InvalidEvent(f"{type_}: {exc}") from exc
-    if errors:
-        raise InvalidEvent(f"{type_}: {errors}")
     event_id = str(uuid.uuid4())
     return Event(
         id=event_id,
         type=type_,
         source=source,
         time=datetime.now(UTC),
-        data=data,
+        data=payload,
         correlation_id=logs.correlation_id.get() or logs.request_id.get() or event_id,
         causation_id=logs.event_id.get() or logs.request_id.get(),
         wire_data=wire,
     )
 
 
-def parse_event(envelope: dict[str, Any]) -> Event:
+def parse_event(envelope: dict[str, Any]) -> Event[Any]:
     """Validate an incoming envelope and its data; unknown fields are ignored."""
     try:
         type_ = envelope["type"]

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from shared.config import REPO_ROOT, env
+from shared.config import REPO_ROOT, env, load_env_file
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ def load(directory: Path) -> list[SigningKey]:
 
 
 def main() -> None:
+    load_env_file()
     parser = argparse.ArgumentParser(description="Manage auth's token signing keys")
     parser.add_argument("command", choices=["generate", "list"])
     parser.add_argument("--if-missing", action="store_true", help="generate only if none exist")

@@ -10,7 +10,7 @@ import sys
 
 from alembic.config import CommandLine, Config
 
-from shared.config import REPO_ROOT, SERVICES, database_url
+from shared.config import REPO_ROOT, SERVICES, database_url, load_env_file
 
 
 def alembic_config(service: str, url: str | None = None) -> Config:
@@ -21,6 +21,7 @@ def alembic_config(service: str, url: str | None = None) -> Config:
 
 
 def main(argv: list[str]) -> None:
+    load_env_file()
     if not argv or argv[0] not in SERVICES:
         sys.exit(f"usage: python -m shared.migrate {{{'|'.join(SERVICES)}}} <alembic command>")
     service, rest = argv[0], argv[1:]

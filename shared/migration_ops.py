@@ -60,6 +60,27 @@ def create_messaging_tables(schema: str) -> None:
     )
 
 
+def create_tombstone_notify(schema: str) -> None:
+    """Announce each tombstone to the web processes (their in-memory deleted-user set) and
+    index `deleted_at`, which bounds what they load."""
+    op.create_index("ix_deleted_user_deleted_at", "deleted_user", ["deleted_at"], schema=schema)
+    op.execute(f'''
+        CREATE FUNCTION "{schema}".notify_tombstone() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('tombstone_{schema}', NEW.user_id);
+            RETURN NULL;
+        END $$''')
+    op.execute(f'''
+        CREATE TRIGGER deleted_user_notify AFTER INSERT ON "{schema}".deleted_user
+        FOR EACH ROW EXECUTE FUNCTION "{schema}".notify_tombstone()''')
+
+
+def drop_tombstone_notify(schema: str) -> None:
+    op.execute(f'DROP TRIGGER IF EXISTS deleted_user_notify ON "{schema}".deleted_user')
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_tombstone()')
+    op.drop_index("ix_deleted_user_deleted_at", "deleted_user", schema=schema)
+
+
 def drop_messaging_tables(schema: str) -> None:
     op.drop_table("deleted_user", schema=schema)
     op.drop_table("inbox", schema=schema)

@@ -1,11 +1,12 @@
 """The outbox relay: publishes committed events to RabbitMQ, then marks them sent.
 
-It wakes on the NOTIFY that the unit of work sends at commit (so latency is a round trip,
-not a poll interval), and also every `catch_up_s` in case a notification was missed while
-its LISTEN connection was down. Rows are locked FOR UPDATE SKIP LOCKED while in flight, so
-several relays of one service share the work without sending a row twice in the normal case;
-a relay that dies after publishing but before marking leaves the rows to be sent again,
-which consumers absorb through their inbox. Nothing is marked sent that was not confirmed.
+It wakes on the NOTIFY that the outbox's insert trigger sends, which PostgreSQL delivers at
+commit (so latency is a round trip, not a poll interval), and also every `catch_up_s` in case
+a notification was missed while its LISTEN connection was down. Rows are locked FOR UPDATE
+SKIP LOCKED while in flight, so several relays of one service share the work without sending
+a row twice in the normal case; a relay that dies after publishing but before marking leaves
+the rows to be sent again, which consumers absorb through their inbox. Nothing is marked sent
+that was not confirmed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import delete, func
 from shared import bus
 from shared.config import Settings
 from shared.db import Database
+from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
 
@@ -101,26 +103,20 @@ class OutboxRelay:
 
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set; survives broker and database outages."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                with self.db.listen(self.db.notify_channel) as listener:
-                    self.drain()  # catch up on whatever was committed while we were away
-                    backoff = 0.5
-                    last_drain = time.monotonic()
-                    while not stop.is_set():
-                        woke = any(True for _ in listener.notifies(timeout=1.0, stop_after=1))
-                        if woke or time.monotonic() - last_drain >= self.catch_up_s:
-                            self.drain()
-                            last_drain = time.monotonic()
-                        self._maybe_prune()
-            except Exception as exc:  # noqa: BLE001 - any outage: back off and reconnect
-                if stop.is_set():
-                    break
-                log.warning("outbox relay interrupted, retrying", extra={
-                    "error": repr(exc), "retry_in_s": backoff})
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def session(backoff: Backoff) -> None:
+            with self.db.listen(self.db.notify_channel) as listener:
+                self.drain()  # catch up on whatever was committed while we were away
+                backoff.reset()
+                last_drain = time.monotonic()
+                while not stop.is_set():
+                    woke = any(True for _ in listener.notifies(timeout=1.0, stop_after=1))
+                    if woke or time.monotonic() - last_drain >= self.catch_up_s:
+                        self.drain()
+                        last_drain = time.monotonic()
+                    self._maybe_prune()
+
+        keep_running(session, stop, what="outbox relay")
         self.publisher.reset()
 
     def _maybe_prune(self) -> None:

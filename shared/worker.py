@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from shared.config import Settings
+from shared.config import Settings, load_env_file
 from shared.consumer import EventConsumer, Handler
 from shared.db import Database
 from shared.logs import configure_logging
@@ -30,9 +30,10 @@ def run_worker(
 ) -> None:
     """Relay and consumer, plus any service-specific `loops` (each in its own thread,
     each returning once `stop` is set)."""
+    load_env_file()
     settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
-    db = Database(settings.database_url, service, pool_size=2, pre_ping=False)
+    db = Database(settings.database_url, service, pool_size=2)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -21,6 +21,14 @@ import psycopg
 import pytest
 from kombu import Connection
 
+from shared import bus, keys
+from shared.bootstrap import bootstrap
+from shared.config import SERVICES, Settings, env
+from shared.db import Database
+from shared.tokens import TokenVerifier
+
+# Settings are read when built (never at import), so the run's own environment can be set
+# here, after the imports.
 _TMP = Path(tempfile.mkdtemp(prefix="growth-tests-"))
 os.environ.update({
     "DATABASE_NAME": os.environ.get("TEST_DATABASE_NAME", "growth_diary_test"),
@@ -31,12 +39,6 @@ os.environ.update({
     "MAIL_DIR": str(_TMP / "mail"),
     "LOG_LEVEL": "WARNING",
 })
-
-from shared import bus, keys  # noqa: E402 - after the environment is set
-from shared.bootstrap import bootstrap  # noqa: E402
-from shared.config import SERVICES, Settings, env  # noqa: E402
-from shared.db import Database  # noqa: E402
-from shared.tokens import TokenVerifier  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,7 +106,7 @@ def migrated_services() -> list[str]:
     return [s for s in SERVICES if ready(s)]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def database(infrastructure: dict[str, str]) -> Iterator[str]:
     """A fresh test database: one schema and role per service, every migration applied."""
     from alembic import command
@@ -157,7 +159,7 @@ def settings() -> Callable[[str], Settings]:
 
 
 @pytest.fixture(scope="session")
-def dbs() -> Iterator[Callable[[str], Database]]:
+def dbs(database: str) -> Iterator[Callable[[str], Database]]:
     """One Database per service for the session, connected as that service's role."""
     made: dict[str, Database] = {}
 
@@ -197,3 +199,13 @@ def auth_header(make_token: Callable[..., str]) -> Callable[[str], dict[str, str
         return {"Authorization": f"Bearer {make_token(user_id)}"}
 
     return header
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `unit` every test that needs neither PostgreSQL nor RabbitMQ (it asks for no
+    fixture that reaches them, and is not an end-to-end test of the running system), so
+    `make test-unit` can run just those, anywhere."""
+    for item in items:
+        end_to_end = "e2e" in item.path.parts
+        if not end_to_end and "infrastructure" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.unit)

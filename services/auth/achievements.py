@@ -80,28 +80,6 @@ def record_goals(session: Session, states: list[GoalState]) -> set[str]:
     }))
 
 
-def record_goal(
-    session: Session, *, goal_id: str, user_id: str, period: str, version: int, awarded: bool
-) -> bool:
-    """Set the goal's award as of `version` unless a newer version is recorded; True if set."""
-    return bool(record_goals(session, [GoalState(goal_id, user_id, period, version, awarded)]))
-
-
-def award_for_goal(
-    session: Session, *, goal_id: str, user_id: str, period: str, version: int
-) -> bool:
-    return record_goal(session, goal_id=goal_id, user_id=user_id, period=period,
-                       version=version, awarded=True)
-
-
-def withdraw_award(
-    session: Session, *, goal_id: str, user_id: str, period: str, version: int
-) -> bool:
-    """Reopened or deleted; recorded even with no award yet, so a late completion is ignored."""
-    return record_goal(session, goal_id=goal_id, user_id=user_id, period=period,
-                       version=version, awarded=False)
-
-
 def count_story_generation(session: Session, *, user_id: str, generated_at: datetime) -> None:
     """dailyGenerationCount counts the stories of lastGenerationDate's UTC day.
 

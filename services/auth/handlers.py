@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 from services.auth import achievements
-from shared.consumer import Handler, batched
+from shared.consumer import Handlers, batch, each
 from shared.db import UnitOfWork
-from shared.events import Event
+from shared.events import Event, GoalCompleted, GoalWithdrawn, StoryGenerated
 
 
-@batched
-def on_goal_events(uow: UnitOfWork, events: list[Event]) -> None:
+def on_goal_events(uow: UnitOfWork, events: list[Event[GoalCompleted | GoalWithdrawn]]) -> None:
     """Completed awards, reopened or deleted withdraws: a batch of them in two statements."""
     achievements.record_goals(uow.session, [
         achievements.GoalState(
-            goal_id=e.data["goal_id"], user_id=e.data["user_id"], period=e.data["period"],
-            version=e.data["version"], awarded=e.type == "goals.goal.completed")
+            goal_id=e.data.goal_id, user_id=e.data.user_id, period=e.data.period,
+            version=e.data.version, awarded=isinstance(e.data, GoalCompleted))
         for e in events
     ])
 
 
-def on_story_generated(uow: UnitOfWork, event: Event) -> None:
-    achievements.count_story_generation(uow.session, user_id=event.data["user_id"],
-                                        generated_at=event.data["generated_at"])
+def on_story_generated(uow: UnitOfWork, event: Event[StoryGenerated]) -> None:
+    achievements.count_story_generation(uow.session, user_id=event.data.user_id,
+                                        generated_at=event.data.generated_at)
 
 
-HANDLERS: dict[str, Handler] = {
-    "goals.goal.completed": on_goal_events,
-    "goals.goal.reopened": on_goal_events,
-    "goals.goal.deleted": on_goal_events,
-    "stories.story.generated": on_story_generated,
+HANDLERS: Handlers = {
+    "goals.goal.completed": batch(on_goal_events),
+    "goals.goal.reopened": batch(on_goal_events),
+    "goals.goal.deleted": batch(on_goal_events),
+    "stories.story.generated": each(on_story_generated),
 }

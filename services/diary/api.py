@@ -26,8 +26,7 @@ class Posts(MethodView):
     @blp.doc(security=SECURITY)
     def post(self, body: dict[str, Any]) -> Post:
         """Write a post (a draft unless status is PUBLISHED)"""
-        with unit_of_work() as uow:
-            return usecases.create_post(uow, author_id=current_user_id(), **body)
+        return usecases.create_post(unit_of_work(), author_id=current_user_id(), **body)
 
 
 @blp.route("/posts/<post_id>")
@@ -38,15 +37,13 @@ class PostById(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, post_id: str) -> Post:
         """Read a published post, or one of my drafts"""
-        with unit_of_work() as uow:
-            return usecases.get_post(uow.session, viewer_id=current_user_id(), post_id=post_id)
+        return usecases.get_post(unit_of_work(), viewer_id=current_user_id(), post_id=post_id)
 
     @blp.response(204)
     @blp.doc(security=SECURITY)
     def delete(self, post_id: str) -> None:
         """Delete one of my posts, with its likes and replies"""
-        with unit_of_work() as uow:
-            usecases.delete_post(uow, author_id=current_user_id(), post_id=post_id)
+        usecases.delete_post(unit_of_work(), author_id=current_user_id(), post_id=post_id)
 
 
 @blp.route("/posts/<post_id>/publish", methods=["POST"])
@@ -55,5 +52,4 @@ class PostById(MethodView):
 @authenticated
 def publish(post_id: str) -> Post:
     """Publish one of my drafts (idempotent)"""
-    with unit_of_work() as uow:
-        return usecases.publish_post(uow, author_id=current_user_id(), post_id=post_id)
+    return usecases.publish_post(unit_of_work(), author_id=current_user_id(), post_id=post_id)

@@ -16,8 +16,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.diary.models import Author, Like, Post, PostStatus, Reply
-from shared.db import UnitOfWork, utcnow
-from shared.errors import NotFound
+from shared.db import UnitOfWork, first_or_not_found, utcnow
+from shared.events import UserProfile
 
 
 def post_changed(post: Post) -> dict[str, Any]:
@@ -34,11 +34,12 @@ def create_post(
     status: PostStatus = PostStatus.DRAFT,
 ) -> Post:
     post = Post(author_id=author_id, title=title, content=content, status=PostStatus.DRAFT)
-    uow.session.add(post)
-    uow.session.flush()
-    if status is PostStatus.PUBLISHED:
-        _publish(uow, post)
-    uow.commit()
+    with uow:
+        uow.session.add(post)
+        uow.session.flush()
+        if status is PostStatus.PUBLISHED:
+            _publish(uow, post)
+        uow.commit()
     return post
 
 
@@ -46,21 +47,17 @@ def _owned(session: Session, author_id: str, post_id: str, *, lock: bool = False
     query = select(Post).where(Post.id == post_id, Post.author_id == author_id)
     if lock:
         query = query.with_for_update()
-    post = session.scalars(query).first()
-    if post is None:
-        raise NotFound("No such post")
-    return post
+    return first_or_not_found(session, query, "No such post")
 
 
-def get_post(session: Session, *, viewer_id: str, post_id: str) -> Post:
+def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> Post:
     """A published post is anyone's to read; a draft only its author's."""
-    post = session.scalars(select(Post).where(
+    query = select(Post).where(
         Post.id == post_id,
         or_(Post.status == PostStatus.PUBLISHED, Post.author_id == viewer_id),
-    )).first()
-    if post is None:
-        raise NotFound("No such post")
-    return post
+    )
+    with uow.read_only():
+        return first_or_not_found(uow.session, query, "No such post")
 
 
 def _publish(uow: UnitOfWork, post: Post) -> None:
@@ -72,26 +69,28 @@ def _publish(uow: UnitOfWork, post: Post) -> None:
 
 def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Post:
     """DRAFT -> PUBLISHED; publishing a published post changes nothing and says nothing."""
-    post = _owned(uow.session, author_id, post_id, lock=True)
-    if post.status is PostStatus.DRAFT:
-        _publish(uow, post)
-    uow.commit()
+    with uow:
+        post = _owned(uow.session, author_id, post_id, lock=True)
+        if post.status is PostStatus.DRAFT:
+            _publish(uow, post)
+        uow.commit()
     return post
 
 
 def delete_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> None:
     """The post goes with its likes and replies (foreign keys cascade)."""
-    post = _owned(uow.session, author_id, post_id, lock=True)
-    post.version += 1
-    uow.publish("diary.post.deleted", post_changed(post))
-    uow.session.delete(post)
-    uow.commit()
+    with uow:
+        post = _owned(uow.session, author_id, post_id, lock=True)
+        post.version += 1
+        uow.publish("diary.post.deleted", post_changed(post))
+        uow.session.delete(post)
+        uow.commit()
 
 
-def remember_author(session: Session, *, profile: dict[str, Any], as_of: datetime) -> None:
+def remember_author(session: Session, *, profile: UserProfile, as_of: datetime) -> None:
     """Upsert the author projection unless it already reflects a later profile."""
-    row = {"user_id": profile["user_id"], "name": profile.get("name"),
-           "image": profile.get("image"), "updated_at": as_of}
+    row = {"user_id": profile.user_id, "name": profile.name, "image": profile.image,
+           "updated_at": as_of}
     stmt = insert(Author).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[Author.user_id],

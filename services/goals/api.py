@@ -33,16 +33,14 @@ class Goals(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Page[Goal]:
         """List my goals, newest first, optionally by status and period"""
-        with unit_of_work() as uow:
-            return usecases.list_goals(uow.session, user_id=current_user_id(), **query)
+        return usecases.list_goals(unit_of_work(), user_id=current_user_id(), **query)
 
     @blp.arguments(GoalCreateSchema)
     @blp.response(201, GoalSchema)
     @blp.doc(security=SECURITY)
     def post(self, body: dict[str, Any]) -> Goal:
         """Create a goal"""
-        with unit_of_work() as uow:
-            return usecases.create_goal(uow, user_id=current_user_id(), **body)
+        return usecases.create_goal(unit_of_work(), user_id=current_user_id(), **body)
 
 
 @blp.route("/<goal_id>")
@@ -53,23 +51,21 @@ class GoalById(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, goal_id: str) -> Goal:
         """Read one of my goals"""
-        with unit_of_work() as uow:
-            return usecases.get_goal(uow.session, user_id=current_user_id(), goal_id=goal_id)
+        return usecases.get_goal(unit_of_work(), user_id=current_user_id(), goal_id=goal_id)
 
     @blp.arguments(GoalUpdateSchema)
     @blp.response(200, GoalSchema)
     @blp.doc(security=SECURITY)
     def patch(self, body: dict[str, Any], goal_id: str) -> Goal:
         """Change a goal's title, period or dates"""
-        with unit_of_work() as uow:
-            return usecases.update_goal(uow, user_id=current_user_id(), goal_id=goal_id, **body)
+        return usecases.update_goal(unit_of_work(), user_id=current_user_id(), goal_id=goal_id,
+                                    **body)
 
     @blp.response(204)
     @blp.doc(security=SECURITY)
     def delete(self, goal_id: str) -> None:
         """Delete a goal (its award, if any, is withdrawn)"""
-        with unit_of_work() as uow:
-            usecases.delete_goal(uow, user_id=current_user_id(), goal_id=goal_id)
+        usecases.delete_goal(unit_of_work(), user_id=current_user_id(), goal_id=goal_id)
 
 
 @blp.route("/<goal_id>/complete", methods=["POST"])
@@ -78,8 +74,7 @@ class GoalById(MethodView):
 @authenticated
 def complete(goal_id: str) -> Goal:
     """Mark a goal completed (idempotent); the owner's achievement score rises once"""
-    with unit_of_work() as uow:
-        return usecases.complete_goal(uow, user_id=current_user_id(), goal_id=goal_id)
+    return usecases.complete_goal(unit_of_work(), user_id=current_user_id(), goal_id=goal_id)
 
 
 @blp.route("/<goal_id>/reopen", methods=["POST"])
@@ -88,5 +83,4 @@ def complete(goal_id: str) -> Goal:
 @authenticated
 def reopen(goal_id: str) -> Goal:
     """Reopen a completed goal (idempotent); its award is withdrawn"""
-    with unit_of_work() as uow:
-        return usecases.reopen_goal(uow, user_id=current_user_id(), goal_id=goal_id)
+    return usecases.reopen_goal(unit_of_work(), user_id=current_user_id(), goal_id=goal_id)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from services.goals.usecases import forget_user
-from shared.consumer import Handler
+from shared.consumer import Handlers, each
 from shared.db import UnitOfWork
-from shared.events import Event
+from shared.events import Event, UserDeleted
 
 
-def on_user_deleted(uow: UnitOfWork, event: Event) -> None:
-    forget_user(uow.session, user_id=event.data["user_id"])
+def on_user_deleted(uow: UnitOfWork, event: Event[UserDeleted]) -> None:
+    forget_user(uow.session, user_id=event.data.user_id)
 
 
-HANDLERS: dict[str, Handler] = {"auth.user.deleted": on_user_deleted}
+HANDLERS: Handlers = {"auth.user.deleted": each(on_user_deleted)}

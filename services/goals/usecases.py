@@ -1,7 +1,9 @@
 """What the goals service does. Plain functions of a unit of work; no Flask here.
 
-Every change bumps the goal's version and records its event in the same transaction.
-Only the owner may see or change a goal: anyone else is told it does not exist.
+Each use case opens its unit of work and commits it (reads open it read-only); the helpers
+below it only flush. Every change bumps the goal's version and records its event in the
+same transaction. Only the owner may see or change a goal: anyone else is told it does
+not exist.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from services.goals.models import Goal, GoalPeriod, GoalStatus
 from services.goals.periods import period_end
-from shared.db import UnitOfWork, utcnow
-from shared.errors import Conflict, Invalid, NotFound
+from shared.db import UnitOfWork, first_or_not_found, utcnow
+from shared.errors import Conflict, Invalid
 from shared.pagination import Page, newest_first
 
 
@@ -52,10 +54,11 @@ def create_goal(
     _check_dates(start, end)
     goal = Goal(user_id=user_id, title=title, period=period, status=GoalStatus.ACTIVE,
                 start_date=start, deadline=end, version=1)
-    uow.session.add(goal)
-    uow.session.flush()
-    uow.publish("goals.goal.created", snapshot(goal))
-    uow.commit()
+    with uow:
+        uow.session.add(goal)
+        uow.session.flush()
+        uow.publish("goals.goal.created", snapshot(goal))
+        uow.commit()
     return goal
 
 
@@ -63,18 +66,16 @@ def _owned(session: Session, user_id: str, goal_id: str, *, lock: bool = False) 
     query = select(Goal).where(Goal.id == goal_id, Goal.user_id == user_id)
     if lock:
         query = query.with_for_update()
-    goal = session.scalars(query).first()
-    if goal is None:
-        raise NotFound("No such goal")
-    return goal
+    return first_or_not_found(session, query, "No such goal")
 
 
-def get_goal(session: Session, *, user_id: str, goal_id: str) -> Goal:
-    return _owned(session, user_id, goal_id)
+def get_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:
+    with uow.read_only():
+        return _owned(uow.session, user_id, goal_id)
 
 
 def list_goals(
-    session: Session,
+    uow: UnitOfWork,
     *,
     user_id: str,
     status: GoalStatus | None = None,
@@ -88,8 +89,9 @@ def list_goals(
         query = query.where(Goal.status == status)
     if period is not None:
         query = query.where(Goal.period == period)
-    return newest_first(session, query, created=Goal.created_at, id_=Goal.id, limit=limit,
-                        cursor=cursor)
+    with uow.read_only():
+        return newest_first(uow.session, query, created=Goal.created_at, id_=Goal.id,
+                            limit=limit, cursor=cursor)
 
 
 _UNSET: Any = object()
@@ -105,63 +107,67 @@ def update_goal(
     start_date: datetime = _UNSET,
     deadline: datetime = _UNSET,
 ) -> Goal:
-    goal = _owned(uow.session, user_id, goal_id, lock=True)
-    if period is not _UNSET and period != goal.period and goal.status is GoalStatus.COMPLETED:
-        raise Conflict("Reopen the goal before changing its period: its award depends on it")
-    changed = False
-    if title is not _UNSET and title != goal.title:
-        goal.title, changed = title, True
-    if start_date is not _UNSET and start_date != goal.start_date:
-        goal.start_date, changed = start_date.astimezone(UTC), True
-    if period is not _UNSET and period != goal.period:
-        goal.period, changed = period, True
-    if deadline is not _UNSET:
-        if deadline != goal.deadline:
-            goal.deadline, changed = deadline.astimezone(UTC), True
-    elif changed and (period is not _UNSET or start_date is not _UNSET):
-        goal.deadline = period_end(goal.start_date, goal.period)  # keep the default in step
-    _check_dates(goal.start_date, goal.deadline)
-    if changed:
-        goal.version += 1
-        uow.session.flush()
-        uow.publish("goals.goal.updated", snapshot(goal))
-    uow.commit()
+    with uow:
+        goal = _owned(uow.session, user_id, goal_id, lock=True)
+        if period is not _UNSET and period != goal.period and goal.status is GoalStatus.COMPLETED:
+            raise Conflict("Reopen the goal before changing its period: its award depends on it")
+        changed = False
+        if title is not _UNSET and title != goal.title:
+            goal.title, changed = title, True
+        if start_date is not _UNSET and start_date != goal.start_date:
+            goal.start_date, changed = start_date.astimezone(UTC), True
+        if period is not _UNSET and period != goal.period:
+            goal.period, changed = period, True
+        if deadline is not _UNSET:
+            if deadline != goal.deadline:
+                goal.deadline, changed = deadline.astimezone(UTC), True
+        elif changed and (period is not _UNSET or start_date is not _UNSET):
+            goal.deadline = period_end(goal.start_date, goal.period)  # keep the default in step
+        _check_dates(goal.start_date, goal.deadline)
+        if changed:
+            goal.version += 1
+            uow.session.flush()
+            uow.publish("goals.goal.updated", snapshot(goal))
+        uow.commit()
     return goal
 
 
 def complete_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:
     """ACTIVE -> COMPLETED; completing a completed goal changes nothing and awards nothing."""
-    goal = _owned(uow.session, user_id, goal_id, lock=True)
-    if goal.status is GoalStatus.ACTIVE:
-        goal.status, goal.completed_at = GoalStatus.COMPLETED, utcnow()
-        goal.version += 1
-        uow.session.flush()
-        uow.publish("goals.goal.completed", {
-            "goal_id": goal.id, "user_id": goal.user_id, "version": goal.version,
-            "period": goal.period.value, "completed_at": goal.completed_at,
-        })
-    uow.commit()
+    with uow:
+        goal = _owned(uow.session, user_id, goal_id, lock=True)
+        if goal.status is GoalStatus.ACTIVE:
+            goal.status, goal.completed_at = GoalStatus.COMPLETED, utcnow()
+            goal.version += 1
+            uow.session.flush()
+            uow.publish("goals.goal.completed", {
+                "goal_id": goal.id, "user_id": goal.user_id, "version": goal.version,
+                "period": goal.period.value, "completed_at": goal.completed_at,
+            })
+        uow.commit()
     return goal
 
 
 def reopen_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:
     """COMPLETED -> ACTIVE; the award for it is withdrawn."""
-    goal = _owned(uow.session, user_id, goal_id, lock=True)
-    if goal.status is GoalStatus.COMPLETED:
-        goal.status, goal.completed_at = GoalStatus.ACTIVE, None
-        goal.version += 1
-        uow.session.flush()
-        uow.publish("goals.goal.reopened", _withdrawn(goal))
-    uow.commit()
+    with uow:
+        goal = _owned(uow.session, user_id, goal_id, lock=True)
+        if goal.status is GoalStatus.COMPLETED:
+            goal.status, goal.completed_at = GoalStatus.ACTIVE, None
+            goal.version += 1
+            uow.session.flush()
+            uow.publish("goals.goal.reopened", _withdrawn(goal))
+        uow.commit()
     return goal
 
 
 def delete_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> None:
-    goal = _owned(uow.session, user_id, goal_id, lock=True)
-    goal.version += 1
-    uow.publish("goals.goal.deleted", _withdrawn(goal))
-    uow.session.delete(goal)
-    uow.commit()
+    with uow:
+        goal = _owned(uow.session, user_id, goal_id, lock=True)
+        goal.version += 1
+        uow.publish("goals.goal.deleted", _withdrawn(goal))
+        uow.session.delete(goal)
+        uow.commit()
 
 
 def forget_user(session: Session, *, user_id: str) -> int:

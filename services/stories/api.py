@@ -27,5 +27,4 @@ class Stories(MethodView):
     @blp.doc(security=SECURITY)
     def get(self, query: dict[str, Any]) -> Page[Story]:
         """List my stories, newest first"""
-        with unit_of_work() as uow:
-            return usecases.list_stories(uow.session, user_id=current_user_id(), **query)
+        return usecases.list_stories(unit_of_work(), user_id=current_user_id(), **query)

@@ -16,15 +16,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.stories.models import DeletedGoal, GoalView, PostView, Profile, WithdrawnPost
+from shared.events import GoalCompleted, GoalSnapshot, GoalWithdrawn, PostChanged, UserProfile
 
 PROFILE_FIELDS = ("name", "current_role", "experience_level", "industry",
                   "years_of_experience", "current_skills", "target_skills", "bio",
                   "current_goals")
 
 
-def record_profile(session: Session, *, profile: dict[str, Any], as_of: datetime) -> None:
-    row = {"user_id": profile["user_id"], "updated_at": as_of,
-           **{name: profile.get(name) for name in PROFILE_FIELDS}}
+def record_profile(session: Session, *, profile: UserProfile, as_of: datetime) -> None:
+    row = {"user_id": profile.user_id, "updated_at": as_of,
+           **{name: getattr(profile, name) for name in PROFILE_FIELDS}}
     for name in ("current_skills", "target_skills", "current_goals"):
         row[name] = row[name] or []
     stmt = insert(Profile).values(row)
@@ -49,29 +50,29 @@ def _upsert_goal(session: Session, row: dict[str, Any]) -> None:
     ))
 
 
-def record_goal(session: Session, *, goal: dict[str, Any]) -> None:
+def record_goal(session: Session, *, goal: GoalSnapshot) -> None:
     """A created/updated snapshot: the whole goal at its version."""
-    if _was_deleted(session, goal["goal_id"]):
+    if _was_deleted(session, goal.goal_id):
         return
-    _upsert_goal(session, {name: goal[name] for name in (
+    _upsert_goal(session, {name: getattr(goal, name) for name in (
         "goal_id", "user_id", "title", "period", "status", "start_date", "deadline",
         "completed_at", "version")})
     # A status event that overtook this snapshot left title and dates unknown: fill them.
     session.execute(
         update(GoalView)
-        .where(GoalView.goal_id == goal["goal_id"], GoalView.title.is_(None))
-        .values(title=goal["title"], start_date=goal["start_date"], deadline=goal["deadline"])
+        .where(GoalView.goal_id == goal.goal_id, GoalView.title.is_(None))
+        .values(title=goal.title, start_date=goal.start_date, deadline=goal.deadline)
     )
 
 
-def record_goal_status(session: Session, *, change: dict[str, Any], status: str,
-                       completed_at: datetime | None) -> None:
+def record_goal_status(session: Session, *, change: GoalCompleted | GoalWithdrawn,
+                       status: str, completed_at: datetime | None) -> None:
     """Completed or reopened: only status and completion time move."""
-    if _was_deleted(session, change["goal_id"]):
+    if _was_deleted(session, change.goal_id):
         return
     _upsert_goal(session, {
-        "goal_id": change["goal_id"], "user_id": change["user_id"], "period": change["period"],
-        "status": status, "completed_at": completed_at, "version": change["version"]})
+        "goal_id": change.goal_id, "user_id": change.user_id, "period": change.period,
+        "status": status, "completed_at": completed_at, "version": change.version})
 
 
 def record_goal_deleted(session: Session, *, goal_id: str, user_id: str) -> None:
@@ -96,17 +97,16 @@ def _older(held: Any, version: int | None) -> ColumnElement[bool]:
     return or_(held.is_(None), held < version)
 
 
-def record_published_post(session: Session, *, post: dict[str, Any]) -> None:
-    version = post.get("version")
+def record_published_post(session: Session, *, post: PostChanged) -> None:
+    version = post.version
     withdrawn = session.execute(select(WithdrawnPost.version)
-                                .where(WithdrawnPost.post_id == post["post_id"])).first()
+                                .where(WithdrawnPost.post_id == post.post_id)).first()
     if withdrawn is not None:
         if not _newer(version, withdrawn.version):
             return
-        session.execute(delete(WithdrawnPost).where(WithdrawnPost.post_id == post["post_id"]))
-    row = {name: post[name] for name in ("post_id", "author_id", "title")}
-    row["published_at"] = post.get("published_at")
-    row["version"] = version
+        session.execute(delete(WithdrawnPost).where(WithdrawnPost.post_id == post.post_id))
+    row = {"post_id": post.post_id, "author_id": post.author_id, "title": post.title,
+           "published_at": post.published_at, "version": version}
     stmt = insert(PostView).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[PostView.post_id],
@@ -116,20 +116,20 @@ def record_published_post(session: Session, *, post: dict[str, Any]) -> None:
     ))
 
 
-def forget_post(session: Session, *, post: dict[str, Any]) -> None:
+def forget_post(session: Session, *, post: PostChanged) -> None:
     """Unpublished or deleted: no longer something a story may draw on. The version that
     withdrew it is remembered, so an older publish delivered late does not bring it back."""
-    version = post.get("version")
+    version = post.version
     view = session.execute(select(PostView.version)
-                           .where(PostView.post_id == post["post_id"])).first()
+                           .where(PostView.post_id == post.post_id)).first()
     if view is not None and not _newer(version, view.version):
         return  # published again since: this withdrawal is stale
-    stmt = insert(WithdrawnPost).values(post_id=post["post_id"], author_id=post["author_id"],
+    stmt = insert(WithdrawnPost).values(post_id=post.post_id, author_id=post.author_id,
                                         version=version)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[WithdrawnPost.post_id],
         set_={"version": stmt.excluded.version, "withdrawn_at": func.now()},
         where=_older(WithdrawnPost.version, version),
     ))
-    session.execute(delete(PostView).where(PostView.post_id == post["post_id"],
+    session.execute(delete(PostView).where(PostView.post_id == post.post_id,
                                            _older(PostView.version, version)))

@@ -17,15 +17,18 @@ from services.stories.models import (
     Story,
     WithdrawnPost,
 )
+from shared.db import UnitOfWork
 from shared.pagination import Page, newest_first
 
 
 def list_stories(
-    session: Session, *, user_id: str, limit: int = 50, cursor: str | None = None
+    uow: UnitOfWork, *, user_id: str, limit: int = 50, cursor: str | None = None
 ) -> Page[Story]:
     """Newest first, a keyset page at a time."""
-    return newest_first(session, select(Story).where(Story.user_id == user_id),
-                        created=Story.created_at, id_=Story.id, limit=limit, cursor=cursor)
+    with uow.read_only():
+        return newest_first(uow.session, select(Story).where(Story.user_id == user_id),
+                            created=Story.created_at, id_=Story.id, limit=limit,
+                            cursor=cursor)
 
 
 def forget_user(session: Session, *, user_id: str) -> None:

@@ -201,7 +201,7 @@ def test_deleting_an_account_removes_every_goal_and_late_events_bring_nothing_ba
                  period="DAILY", completed_at=datetime.now(UTC))
     created = event("goals.goal.created", goal_id=goal_ids[1], user_id=user_id, version=9,
                     title="zombie", period="DAILY", status="ACTIVE",
-                    start_date=late.data["completed_at"], deadline=late.data["completed_at"])
+                    start_date=late.data.completed_at, deadline=late.data.completed_at)
     names = bus.Names(os.environ["EVENT_NAMESPACE"])
     with Connection(workers.amqp_url) as conn:
         bus.ConfirmingPublisher(conn, names=names).publish([

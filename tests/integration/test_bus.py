@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 from shared import bus
 from shared.config import Settings
-from shared.consumer import Delivery, EventConsumer
+from shared.consumer import Delivery, EventConsumer, Handlers, each
 from shared.db import Database, UnitOfWork
 from shared.events import Event
 from shared.outbox import OutboxRelay
@@ -84,7 +84,7 @@ def completed(user_id: str | None = None) -> Event:
 
 
 def start_consumer(running: Running, settings: Settings, db: Database,
-                   handlers: dict[str, Any]) -> EventConsumer:
+                   handlers: Handlers) -> EventConsumer:
     consumer = EventConsumer(settings, db, handlers)
     running.start(consumer.run)
     names = bus.Names(settings.namespace)
@@ -98,7 +98,7 @@ def test_a_poison_message_is_dead_lettered_and_the_next_one_still_applies(
     settings = probe_settings(namespace)
     seen: list[str] = []
     start_consumer(running, settings, dbs("goals"),
-                   {"goals.goal.completed": lambda uow, e: seen.append(e.id)})
+                   {"goals.goal.completed": each(lambda uow, e: seen.append(e.id))})
     amqp = infrastructure["amqp_url"]
     publish_raw(amqp, namespace, "goals.goal.completed", b"{not json")
     publish_raw(amqp, namespace, "goals.goal.completed", json.dumps(
@@ -120,7 +120,7 @@ def test_a_failing_handler_is_retried_with_backoff_then_parked(
         attempts.append(e.id)
         raise RuntimeError("downstream rule broken")
 
-    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": always_fails})
+    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": each(always_fails)})
     bad = completed()
     publish_event(infrastructure["amqp_url"], namespace, bad)
     dead = bus.Names(namespace).dead_queue("probe")
@@ -147,7 +147,7 @@ def test_a_handler_that_fails_once_is_applied_once_after_its_retry(
             raise RuntimeError("transient")
         applied.append(e.id)
 
-    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": flaky})
+    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": each(flaky)})
     e = completed()
     publish_event(infrastructure["amqp_url"], namespace, e)
     wait_for(lambda: applied == [e.id], message="applied on the retry")
@@ -158,7 +158,7 @@ def test_a_consumer_that_dies_after_its_effect_but_before_the_ack_changes_nothin
         namespace: str, running: Running, dbs: Any, infrastructure: dict[str, str]) -> None:
     settings = probe_settings(namespace)
     effects: list[str] = []
-    handlers = {"goals.goal.completed": lambda uow, e: effects.append(e.id)}
+    handlers = {"goals.goal.completed": each(lambda uow, e: effects.append(e.id))}
     amqp = infrastructure["amqp_url"]
     names = bus.Names(namespace)
     # Declare the topology, then play the consumer that dies: take, apply, never ack.
@@ -193,7 +193,7 @@ def test_the_relay_waits_out_a_broker_outage_and_then_delivers_everything(
         settings = probe_settings(namespace)
         got: list[str] = []
         start_consumer(running, settings, dbs("goals"),
-                       {"goals.goal.completed": lambda uow, e: got.append(e.id)})
+                       {"goals.goal.completed": each(lambda uow, e: got.append(e.id))})
         goals_db = dbs("goals")
         relay_settings = Settings.from_env("goals", namespace=namespace, amqp_url=proxied)
         relay = OutboxRelay(relay_settings, goals_db, catch_up_s=1.0)
@@ -220,7 +220,7 @@ def test_two_relays_share_the_outbox_without_sending_a_row_twice(
     settings = probe_settings(namespace, consumer_prefetch=500)
     got: list[str] = []
     start_consumer(running, settings, dbs("goals"),
-                   {"goals.goal.completed": lambda uow, e: got.append(e.id)})
+                   {"goals.goal.completed": each(lambda uow, e: got.append(e.id))})
     goals_db = dbs("goals")
     _mark_all_sent(goals_db)
     with UnitOfWork(goals_db, source="/tests") as uow:
@@ -254,8 +254,7 @@ def database_behind_a_proxy(settings: Settings) -> Iterator[tuple[TcpProxy, Data
     """The goals schema reached through a cable the test can pull."""
     url = make_url(settings.database_url)
     proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
-    db = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals",
-                  pre_ping=False)
+    db = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals")
     try:
         yield proxy, db
     finally:
@@ -291,7 +290,7 @@ def test_dead_letters_can_be_listed_and_replayed_once_the_cause_is_fixed(
             raise RuntimeError("bug in handler")
         applied.append(e.id)
 
-    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": handler})
+    start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": each(handler)})
     e = completed()
     publish_event(infrastructure["amqp_url"], namespace, e)
     dead = bus.Names(namespace).dead_queue("probe")
@@ -312,7 +311,7 @@ def test_a_consumer_whose_queue_vanished_reconnects_and_declares_it_again(
     settings = probe_settings(namespace)
     got: list[str] = []
     start_consumer(running, settings, dbs("goals"),
-                   {"goals.goal.completed": lambda uow, e: got.append(e.id)})
+                   {"goals.goal.completed": each(lambda uow, e: got.append(e.id))})
     names = bus.Names(namespace)
     amqp = infrastructure["amqp_url"]
     with Connection(amqp) as conn:
@@ -337,7 +336,7 @@ def test_a_database_outage_holds_the_batch_until_the_database_is_back(
             uow.session.execute(select(func.now()))  # a real statement in the transaction
             applied.append(e.id)
 
-        start_consumer(running, settings, db, {"goals.goal.completed": record})
+        start_consumer(running, settings, db, {"goals.goal.completed": each(record)})
         proxy.cut()
         e = completed()
         publish_event(infrastructure["amqp_url"], namespace, e)
@@ -360,7 +359,7 @@ def test_the_relay_waits_out_a_database_outage_and_then_delivers(
     settings = probe_settings(namespace)
     got: list[str] = []
     start_consumer(running, settings, dbs("goals"),
-                   {"goals.goal.completed": lambda uow, e: got.append(e.id)})
+                   {"goals.goal.completed": each(lambda uow, e: got.append(e.id))})
     with database_behind_a_proxy(settings) as (proxy, proxied):
         _mark_all_sent(dbs("goals"))
         relay = OutboxRelay(Settings.from_env("goals", namespace=namespace), proxied,

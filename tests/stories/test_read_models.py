@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -121,7 +122,7 @@ def test_profiles_follow_auth_and_ignore_older_updates(consumer: EventConsumer,
                     experience_level="LEAD", years_of_experience=9)
     stale = Event(id=new_id(), type="auth.user.updated", source="/tests",
                   time=registered.time - timedelta(minutes=1),
-                  data={**registered.data, "current_role": "Intern"},
+                  data=replace(registered.data, current_role="Intern"),
                   correlation_id=new_id())
     apply_events(consumer, registered, updated)
     apply_events(consumer, stale)

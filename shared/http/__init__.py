@@ -1,0 +1,24 @@
+"""The HTTP edge every service shares, one module per job:
+
+- `app`: the app factory's skeleton (flask-smorest, request ids, request metrics)
+- `problems`: problem+json, the one error envelope
+- `bearer`: access-token authentication
+- `probes`: healthz, readyz, metrics
+- `context`: the service's wiring and a unit of work per use case
+"""
+
+from shared.http.app import create_service_app
+from shared.http.bearer import authenticated, current_user_id
+from shared.http.context import ServiceContext, service, unit_of_work
+from shared.http.problems import PROBLEM, problem
+
+__all__ = [
+    "PROBLEM",
+    "ServiceContext",
+    "authenticated",
+    "create_service_app",
+    "current_user_id",
+    "problem",
+    "service",
+    "unit_of_work",
+]

@@ -1,0 +1,114 @@
+"""App wiring every service shares: the Flask app with flask-smorest, request ids, request
+metrics, problem+json errors, probes, and the context views reach for.
+
+Views stay thin: they parse with marshmallow (flask-smorest), call a use case with a unit of
+work from `unit_of_work()`, and return what it gives back. Errors are raised, never built
+in views (see `shared.http.problems`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import Counter, Histogram
+from werkzeug.exceptions import UnsupportedMediaType
+
+from shared import logs
+from shared.config import Settings
+from shared.db import Database
+from shared.http.context import ServiceContext
+from shared.http.probes import register_probes
+from shared.http.problems import ProblemApi, register_error_handlers
+from shared.tokens import TokenVerifier
+from shared.tombstones import Tombstones
+
+log = logging.getLogger(__name__)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "endpoint",
+                                                             "status"])
+LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency",
+                    ["service", "method", "endpoint"])
+
+
+def create_service_app(
+    settings: Settings,
+    *,
+    title: str,
+    description: str,
+    blueprints: list[Any],
+    db: Database | None = None,
+    verifier: TokenVerifier | None = None,
+    config: dict[str, Any] | None = None,
+) -> Flask:
+    """The skeleton every service's `create_app` fills with its blueprints."""
+    svc = settings.service
+    logs.configure_logging(svc, settings.log_level)
+    app = Flask(f"services.{svc}")
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=f"/{svc}",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {"description": description},
+            "components": {"securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+        },
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.config.update(config or {})
+    db = db or Database(settings.database_url, svc)
+    verifier = verifier or TokenVerifier(
+        issuer=settings.token_issuer, audience=settings.token_audience,
+        jwks_url=settings.jwks_url)
+    tombstones = Tombstones(db, horizon_s=settings.tombstone_horizon_s)
+    app.extensions["service"] = ServiceContext(settings, db, verifier, tombstones)
+    api = ProblemApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    _register_request_hooks(app, svc)
+    register_error_handlers(app, api)
+    register_probes(app, settings, db)
+    return app
+
+
+def _register_request_hooks(app: Flask, svc: str) -> None:
+    @app.before_request
+    def start_request() -> Response | None:
+        incoming = request.headers.get("X-Request-ID", "")
+        rid = incoming if _REQUEST_ID.match(incoming) else str(uuid.uuid4())
+        g.log_tokens = [logs.request_id.set(rid), logs.correlation_id.set(rid)]
+        g.started = time.perf_counter()
+        if (request.method in ("POST", "PUT", "PATCH") and request.content_length
+                and not request.is_json):
+            raise UnsupportedMediaType("Send a JSON body with Content-Type: application/json")
+        return None
+
+    @app.after_request
+    def finish_request(response: Response) -> Response:
+        rid = logs.request_id.get()
+        if rid:
+            response.headers["X-Request-ID"] = rid
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        REQUESTS.labels(svc, request.method, endpoint, response.status_code).inc()
+        LATENCY.labels(svc, request.method, endpoint).observe(elapsed)
+        if response.status_code >= 500 and response.status_code != 503:  # 503: an outage
+            log.error("request failed", extra={"status": response.status_code,
+                                               "path": request.path})
+        return response
+
+    @app.teardown_request
+    def end_request(_exc: BaseException | None) -> None:
+        for token in reversed(g.pop("log_tokens", [])):
+            token.var.reset(token)

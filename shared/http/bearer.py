@@ -1,0 +1,45 @@
+"""Bearer authentication: every service verifies auth's access tokens itself and refuses
+the tokens of a deleted user (answered in process by `shared.tombstones`: no database
+round trip on a request)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import g, request
+
+from shared.errors import Unauthorized
+from shared.http.context import service
+from shared.tokens import InvalidToken
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def current_user_id() -> str:
+    return cast(str, g.user_id)
+
+
+def authenticated(view: F) -> F:
+    """Require a valid bearer token for a user that has not been deleted."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("A bearer access token is required")
+        ctx = service()
+        try:
+            claims = ctx.verifier.verify(token.strip())
+        except InvalidToken as exc:
+            raise Unauthorized("The access token is invalid or expired") from exc
+        if ctx.tombstones.is_deleted(claims.user_id, issued_at=float(claims.raw["iat"])):
+            raise Unauthorized("The access token is invalid or expired")
+        g.user_id = claims.user_id
+        g.claims = claims
+        return view(*args, **kwargs)
+
+    wrapper._apidoc = getattr(view, "_apidoc", {})  # type: ignore[attr-defined]
+    return cast(F, wrapper)
