@@ -1,0 +1,800 @@
+"""Run the whole Growth Diary backend on one machine, without containers.
+
+    python3 -m deploy install            .venv + editable install with the test extras
+                                         (skipped when up to date)
+    python3 -m deploy run [SVC...]       all: bootstrap the database, keys, migrate, start what
+                                         is not running, the gateway, wait until ready.
+                                         SVC: deploy that service alone (migrate, then start it,
+                                         or roll it if it is running).
+    python3 -m deploy restart [SVC...]   graceful rolling restart (web: HUP, worker: TERM and
+                                         start again); default: every service
+    python3 -m deploy stop [SVC...]      graceful stop (TERM, STOP_TIMEOUT s, then KILL);
+                                         all: the gateway too
+    python3 -m deploy status             what runs where; exit 3 if anything is down
+    python3 -m deploy logs [SVC]         follow the logs
+
+Everything lives under var/: run/*.pid, log/*.log, nginx/ (rendered gateway config),
+prometheus/<svc>/ (gunicorn multiprocess metrics), keys/ (auth signing keys), mail/.
+Only processes named in var/run/*.pid are ever signalled, and only after checking that the
+pid still runs the command we started (a pid can be reused after a crash).
+
+Standard library only: `install` runs before .venv exists. Environment (also read from .env,
+which never overrides the real environment; what results is what every process started here
+gets): GATEWAY_PORT, <SVC>_PORT, WEB_CONCURRENCY, AUTH_KEYS_DIR, MAIL_DIR,
+READY_TIMEOUT (60), STOP_TIMEOUT (30), NGINX (path to the binary). Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from deploy import render_nginx
+from shared.services import GATEWAY_PORT, SERVICES, port_of
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_TAIL_LINES = 20
+
+
+class DeployError(Exception):
+    """A failure worded for the operator; the runner prints it and exits with `code`."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- environment ---------------------------------------------------------------------------
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; blanks, comments and `export ` skipped; surrounding quotes removed."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def environment(root: Path, real: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The real environment, plus what .env adds (a variable set and non-empty wins)."""
+    env = dict(real)
+    for key, value in read_dotenv(root / ".env").items():
+        if not env.get(key):
+            env[key] = value
+    return env
+
+
+# --- processes, as /proc shows them --------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name (which may hold spaces): state, ppid, ..."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text[text.rfind(")") + 2:].split()
+
+
+def running(pid: int) -> bool:
+    """The pid exists and is not a zombie."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
+
+
+def cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if len(fields) > 1 and fields[1] == str(pid):
+                found.add(int(entry.name))
+    return found
+
+
+def process_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {key: value for key, _, value in pairs}
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Socket inodes listening on TCP `port` (any address, IPv4 or IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                cols = row.split()
+                if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                    inodes.add(cols[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    found.add(target[8:-1])
+    return found
+
+
+def listens_on(pid: int, port: int) -> bool:
+    return bool(_listening_inodes(port) & _socket_inodes(pid))
+
+
+def listeners(port: int) -> list[int]:
+    """Every process holding a socket that listens on `port` (those we may look at)."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return []
+    return sorted(int(p.name) for p in Path("/proc").iterdir()
+                  if p.name.isdigit() and inodes & _socket_inodes(int(p.name)))
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Would a server fail to bind host:port? (SO_REUSEADDR, as gunicorn and nginx bind.)"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise DeployError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return False
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, timeout: float = 2.0) -> str:
+    """The HTTP status `url` answers with, as text; "000" when nothing answers (as curl)."""
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as response:
+            return str(response.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except (OSError, http.client.HTTPException):
+        return "000"
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:\w+\.)*\w*(?:Error|Exception): .*")
+
+
+def first_error(path: Path) -> str | None:
+    """The first exception line logged since the last start: it names the cause, which
+    gunicorn's own lines about halting can push out of the tail."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    since_start = text[text.rfind("\n=== "):].splitlines()
+    return next((line for line in since_start if _EXCEPTION_LINE.match(line)), None)
+
+
+# --- the system on this machine ------------------------------------------------------------
+
+
+class LocalSystem:
+    """The services' web and worker processes and the gateway, started from one checkout."""
+
+    def __init__(self, root: Path = ROOT, *, environ: Mapping[str, str] | None = None,
+                 var: Path | None = None, out: TextIO | None = None,
+                 err: TextIO | None = None) -> None:
+        self.root = root
+        self.env = environment(root) if environ is None else dict(environ)
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.var = var or root / "var"
+        self.run_dir, self.log_dir = self.var / "run", self.var / "log"
+        self.nginx_dir, self.prom_dir = self.var / "nginx", self.var / "prometheus"
+        self.venv = root / ".venv"
+        self.python = self.venv / "bin" / "python"
+        self.keys_dir = self._dir_setting("AUTH_KEYS_DIR", self.var / "keys")
+        self.mail_dir = self._dir_setting("MAIL_DIR", self.var / "mail")
+        self.env.update(AUTH_KEYS_DIR=str(self.keys_dir), MAIL_DIR=str(self.mail_dir))
+        self.gateway_port = int(self.env.get("GATEWAY_PORT") or GATEWAY_PORT)
+        self.ready_timeout = float(self.env.get("READY_TIMEOUT") or 60)
+        self.stop_timeout = float(self.env.get("STOP_TIMEOUT") or 30)
+        self.nginx = self.env.get("NGINX", "")
+        self.out, self.err_out = out or sys.stdout, err or sys.stderr
+        self.spawned: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _dir_setting(self, name: str, default: Path) -> Path:
+        value = self.env.get(name, "")
+        path = Path(value) if value else default
+        return path if path.is_absolute() else self.root / path
+
+    def shown(self, path: Path) -> str:
+        """A path as the operator reads it: relative to the checkout when inside it."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def say(self, message: str) -> None:
+        print(message, file=self.out, flush=True)
+
+    def warn(self, message: str) -> None:
+        print(f"deploy: {message}", file=self.err_out, flush=True)
+
+    def port(self, svc: str) -> int:
+        return port_of(svc, self.env)
+
+    # --- pid files -------------------------------------------------------------------------
+
+    def pid_file(self, name: str) -> Path:
+        return self.run_dir / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def marker(self, name: str) -> str:
+        """What the command line of the process we started as `name` always contains."""
+        if name == "nginx":
+            return str(self.nginx_dir / "nginx.conf")
+        svc, _, role = name.rpartition("-")
+        return f"services.{svc}.app:" if role == "web" else f"services.{svc}.worker"
+
+    def recorded_pid(self, name: str) -> int | None:
+        try:
+            digits = "".join(c for c in self.pid_file(name).read_text() if c.isdigit())
+        except OSError:
+            return None
+        return int(digits) if digits else None
+
+    def live_pid(self, name: str) -> int | None:
+        """The pid in var/run/<name>.pid if it still runs what we started, else None."""
+        pid = self.recorded_pid(name)
+        if pid is None:
+            return None
+        child = self.spawned.get(name)
+        if child is not None and child.pid == pid:
+            # Our own child: its pid cannot be reused before we reap it, and its command line
+            # may not be readable yet in the instant after exec.
+            return pid if child.poll() is None else None
+        if running(pid) and self.marker(name) in cmdline(pid):
+            return pid
+        return None
+
+    def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> int:
+        """Start `argv` in its own session (a forced stop takes its whole process group),
+        output appended to var/log/<name>.log, pid in var/run/<name>.pid."""
+        log = self.log_file(name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with log.open("ab") as out:
+            out.write(f"\n=== {stamp} starting: {' '.join(argv)}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(argv, env=dict(env), cwd=self.root, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.spawned[name] = proc
+        self.pid_file(name).write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def stop(self, names: Iterable[str]) -> None:
+        """TERM (nginx: QUIT, its graceful stop), wait STOP_TIMEOUT, then KILL the leftovers'
+        process groups. Removes the pid files."""
+        stopping: dict[str, int] = {}
+        for name in names:
+            pid = self.live_pid(name)
+            if pid is None:
+                stale = self.recorded_pid(name)
+                if stale is not None and running(stale):
+                    self.say(f"{name}: {self.shown(self.pid_file(name))} names pid {stale}, "
+                             f"which now runs something else: left alone")
+                self.pid_file(name).unlink(missing_ok=True)
+                continue
+            os.kill(pid, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+            self.say(f"{name}: stopping (pid {pid})")
+            stopping[name] = pid
+        deadline = time.monotonic() + self.stop_timeout
+        while any(self.live_pid(n) == p for n, p in stopping.items()):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        for name, pid in stopping.items():
+            if self.live_pid(name) == pid:
+                self.warn(f"{name}: still running after {self.stop_timeout:g}s, "
+                          f"killing (pid {pid})")
+                with contextlib.suppress(ProcessLookupError):
+                    if os.getpgid(pid) == pid:  # its own session: the group is all ours
+                        os.killpg(pid, signal.SIGKILL)
+                    else:
+                        os.kill(pid, signal.SIGKILL)
+            self.pid_file(name).unlink(missing_ok=True)
+
+    # --- ports -----------------------------------------------------------------------------
+
+    def claim_port(self, name: str, port: int, setting: str) -> None:
+        """Fail unless `port` is free: another program on it would get our traffic."""
+        if not port_in_use(port):
+            return
+        holders = [f"pid {pid}: {' '.join(cmdline(pid).split())[:80]}" for pid in listeners(port)]
+        who = f" ({'; '.join(holders)})" if holders else ""
+        raise DeployError(f"{name}: port {port} is already in use by another program{who}; "
+                          f"stop it or set {setting} to a free port")
+
+    def check_ports(self, services: Sequence[str], *, gateway: bool) -> None:
+        """Before doing anything: every port we are about to listen on is ours or free."""
+        wanted = {f"{svc.upper()}_PORT": self.port(svc) for svc in services}
+        if gateway:
+            wanted["GATEWAY_PORT"] = self.gateway_port
+        by_port: dict[int, list[str]] = {}
+        for setting, port in wanted.items():
+            by_port.setdefault(port, []).append(setting)
+        for port, settings in by_port.items():
+            if len(settings) > 1:
+                raise DeployError(f"{' and '.join(settings)} are both {port}")
+        for svc in services:
+            if self.live_pid(f"{svc}-web") is None:
+                self.claim_port(f"{svc}-web", self.port(svc), f"{svc.upper()}_PORT")
+        if gateway and self.live_pid("nginx") is None:
+            self.claim_port("gateway", self.gateway_port, "GATEWAY_PORT")
+
+    # --- web processes ---------------------------------------------------------------------
+
+    def web_env(self, svc: str) -> dict[str, str]:
+        return {**self.env, "SERVICE": svc, "BIND": f"127.0.0.1:{self.port(svc)}",
+                "PROMETHEUS_MULTIPROC_DIR": str(self.prom_dir / svc)}
+
+    def start_web(self, svc: str) -> bool:
+        """Start svc's gunicorn unless it runs; True when started (then `await_boot` it)."""
+        name = f"{svc}-web"
+        pid = self.live_pid(name)
+        if pid is not None:
+            self.say(f"{name}: already running (pid {pid})")
+            return False
+        port = self.port(svc)
+        self.claim_port(name, port, f"{svc.upper()}_PORT")
+        prom = self.prom_dir / svc
+        shutil.rmtree(prom, ignore_errors=True)
+        prom.mkdir(parents=True)
+        gunicorn = str(self.venv / "bin" / "gunicorn")
+        config = str(self.root / "deploy" / "gunicorn.conf.py")
+        pid = self.spawn(name, [gunicorn, "--config", config, f"services.{svc}.app:create_app()"],
+                         self.web_env(svc))
+        self.say(f"{name}: started (pid {pid}) on 127.0.0.1:{port}")
+        return True
+
+    def start_webs(self, services: Iterable[str]) -> None:
+        self.await_boot([svc for svc in services if self.start_web(svc)])
+
+    def boot_failure(self, name: str, what: str) -> DeployError:
+        if self.live_pid(name) is None:
+            self.pid_file(name).unlink(missing_ok=True)
+        log = self.log_file(name)
+        error = first_error(log)
+        cause = f"\n  first error: {error}" if error else ""
+        return DeployError(f"{name}: {what}{cause}\n--- last {LOG_TAIL_LINES} lines of "
+                           f"{self.shown(log)} ---\n{tail(log)}")
+
+    def await_boot(self, services: Sequence[str]) -> None:
+        """Until each web answers healthz from a socket its own master holds; a master that
+        exits (its app failed to import, the port was taken) is reported with its log."""
+        pending = list(services)
+        deadline = time.monotonic() + self.ready_timeout
+        while pending:
+            for svc in list(pending):
+                name, port = f"{svc}-web", self.port(svc)
+                pid = self.live_pid(name)
+                if pid is None:
+                    proc = self.spawned.get(name)
+                    status = proc.poll() if proc else None
+                    raise self.boot_failure(name, f"exited during start-up (status {status}): "
+                                                  "it did not boot")
+                healthy = http_status(f"http://127.0.0.1:{port}/{svc}/healthz", 1.0) == "200"
+                if healthy and listens_on(pid, port):
+                    pending.remove(svc)
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise self.boot_failure(f"{pending[0]}-web", f"not answering healthz on its "
+                                        f"own socket after {self.ready_timeout:g}s")
+            time.sleep(0.1)
+
+    def changed_settings(self, svc: str, pid: int) -> list[str]:
+        """Settings the running web started with that differ from what it would get now.
+
+        A HUP keeps the master's environment, so such a change needs a fresh start. Compared:
+        what .env and .env.example name, and what the runner sets itself."""
+        keys = set(read_dotenv(self.root / ".env")) | set(read_dotenv(self.root / ".env.example"))
+        keys |= {"SERVICE", "BIND", "PROMETHEUS_MULTIPROC_DIR", "AUTH_KEYS_DIR", "MAIL_DIR"}
+        keys |= {f"{s.upper()}_PORT" for s in SERVICES}
+        started, wanted = process_environ(pid), self.web_env(svc)
+        if not started:  # unreadable: nothing to compare
+            return []
+        return sorted(k for k in keys if started.get(k, "") != wanted.get(k, ""))
+
+    def reload_web(self, svc: str, pid: int) -> None:
+        """HUP: gunicorn starts workers on the new code, then retires the old ones gracefully
+        (the listening socket never closes). Returns once the new workers answer."""
+        name = f"{svc}-web"
+        old = children(pid)
+        self.say(f"{name}: graceful reload (HUP pid {pid})")
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + self.ready_timeout
+        while True:
+            if self.live_pid(name) != pid:
+                raise self.boot_failure(name, "exited while reloading: the new code did not boot")
+            if not children(pid) & old and http_status(
+                    f"http://127.0.0.1:{self.port(svc)}/{svc}/healthz") == "200":
+                return
+            if time.monotonic() >= deadline:
+                raise self.boot_failure(name, f"reload not done after {self.ready_timeout:g}s")
+            time.sleep(0.1)
+
+    # --- workers ---------------------------------------------------------------------------
+
+    def start_worker(self, svc: str) -> None:
+        name = f"{svc}-worker"
+        pid = self.live_pid(name)
+        if pid is not None:
+            self.say(f"{name}: already running (pid {pid})")
+            return
+        # The worker keeps its metrics in-process: the multiprocess dir belongs to gunicorn.
+        env = {k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        pid = self.spawn(name, [str(self.python), "-m", f"services.{svc}.worker"],
+                         {**env, "SERVICE": svc})
+        self.say(f"{name}: started (pid {pid})")
+
+    def roll(self, svc: str) -> None:
+        """Web: HUP (or a fresh start when its settings changed); worker: stop gracefully and
+        start again (its batch in hand is acked or redelivered, so nothing is lost)."""
+        name = f"{svc}-web"
+        pid = self.live_pid(name)
+        if pid is not None and (changed := self.changed_settings(svc, pid)):
+            self.say(f"{name}: settings changed since it started ({', '.join(changed)}): "
+                     "restarting it instead of a reload")
+            self.stop([name])
+            pid = None
+        if pid is None:
+            self.start_webs([svc])
+        else:
+            self.reload_web(svc, pid)
+        self.stop([f"{svc}-worker"])
+        self.start_worker(svc)
+
+    # --- gateway ---------------------------------------------------------------------------
+
+    def ensure_nginx(self) -> None:
+        if not self.nginx:
+            self.nginx = shutil.which("nginx", path=self.env.get("PATH")) or ""
+            if not self.nginx and os.access("/usr/sbin/nginx", os.X_OK):
+                self.nginx = "/usr/sbin/nginx"
+        if self.nginx and os.access(self.nginx, os.X_OK):
+            return
+        if os.geteuid() != 0:
+            raise DeployError("nginx is not installed; run as root or: "
+                              "sudo apt-get install -y nginx-light")
+        self.say("installing nginx-light (apt-get)")
+        apt_env = {**self.env, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
+                                                     "nginx-light"]):
+            if subprocess.run(argv, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
+                raise DeployError(f"{' '.join(argv)} failed")
+        self.nginx = shutil.which("nginx", path=self.env.get("PATH")) or "/usr/sbin/nginx"
+
+    def nginx_args(self) -> list[str]:
+        return [self.nginx, "-p", str(self.nginx_dir), "-e", str(self.log_file("nginx-error")),
+                "-c", str(self.nginx_dir / "nginx.conf")]
+
+    def render_gateway(self) -> None:
+        self.nginx_dir.mkdir(parents=True, exist_ok=True)
+        text = render_nginx.render(render_nginx.local_values(self.var, self.env), "local")
+        conf = self.nginx_dir / "nginx.conf"
+        partial = conf.with_suffix(".conf.tmp")
+        partial.write_text(text)
+        partial.replace(conf)
+        check = subprocess.run([*self.nginx_args(), "-t", "-q"], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise DeployError(f"the rendered gateway config {self.shown(conf)} does not pass "
+                              f"nginx -t:\n{check.stderr.strip()}")
+
+    def start_gateway(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.render_gateway()
+        pid = self.live_pid("nginx")
+        if pid is not None:
+            os.kill(pid, signal.SIGHUP)  # nginx's reload
+            time.sleep(0.5)  # asynchronous: let the new workers take over before checking
+            self.say(f"gateway: already running (pid {pid}), configuration reloaded")
+            return
+        self.pid_file("nginx").unlink(missing_ok=True)
+        self.claim_port("gateway", self.gateway_port, "GATEWAY_PORT")
+        # nginx daemonises and writes its own pid file (pid directive in the rendered config)
+        started = subprocess.run(self.nginx_args(), capture_output=True, text=True)
+        if started.returncode != 0:
+            raise DeployError(f"gateway: nginx did not start:\n{started.stderr.strip()}")
+        deadline = time.monotonic() + 5
+        while (pid := self.live_pid("nginx")) is None or not listens_on(pid, self.gateway_port):
+            if time.monotonic() >= deadline:
+                raise DeployError(f"gateway: nginx is not listening on {self.gateway_port}\n"
+                                  f"{tail(self.log_file('nginx-error'), 5)}")
+            time.sleep(0.05)
+        self.say(f"gateway: started (pid {pid})")
+
+    # --- readiness -------------------------------------------------------------------------
+
+    def wait_ready(self, services: Sequence[str]) -> None:
+        """Until every /<svc>/readyz answers 200 through the gateway (direct when it is not
+        running); a process that dies meanwhile fails at once, not at the deadline."""
+        gateway = self.live_pid("nginx") is not None
+        deadline = time.monotonic() + self.ready_timeout
+        pending, last = list(services), {}
+        while True:
+            for svc in list(pending):
+                base = (f"http://127.0.0.1:{self.gateway_port}" if gateway
+                        else f"http://127.0.0.1:{self.port(svc)}")
+                last[svc] = http_status(f"{base}/{svc}/readyz")
+                if last[svc] == "200":
+                    pending.remove(svc)
+            for svc in services:
+                for name in (f"{svc}-web", f"{svc}-worker"):
+                    if self.live_pid(name) is None:
+                        self.show_failure(svc, "exited")
+                        raise DeployError(f"{name} exited during start-up")
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                for svc in pending:
+                    self.show_failure(svc, f"readyz answered '{last[svc]}'")
+                raise DeployError(f"not ready after {self.ready_timeout:g}s: {' '.join(pending)}")
+            time.sleep(0.5)
+
+    def show_failure(self, svc: str, why: str) -> None:
+        direct = f"http://127.0.0.1:{self.port(svc)}/{svc}/readyz"
+        self.warn(f"{svc}: {why} (http://127.0.0.1:{self.gateway_port}/{svc}/readyz)")
+        self.warn(f"{svc}: directly, {direct} answers '{http_status(direct)}'")
+        for name in (f"{svc}-web", f"{svc}-worker"):
+            print(f"--- tail of {self.shown(self.log_file(name))} ---\n"
+                  f"{tail(self.log_file(name))}", file=self.err_out)
+        print(f"--- tail of {self.shown(self.log_file('nginx-error'))} ---\n"
+              f"{tail(self.log_file('nginx-error'), 5)}", file=self.err_out, flush=True)
+
+    def print_table(self) -> None:
+        gw = f"http://127.0.0.1:{self.gateway_port}"
+        logs = self.shown(self.log_dir)
+        self.say("")
+        self.say("growth diary is running")
+        self.say(f"  {'gateway':<9} {gw}   (JSON access log: {logs}/nginx-access.log)")
+        self.say(f"  {'service':<9} {'direct':<24} {'docs':<34} {'web':<8} {'worker':<8} logs")
+        for svc in SERVICES:
+            web = self.live_pid(f"{svc}-web") or "-"
+            worker = self.live_pid(f"{svc}-worker") or "-"
+            self.say(f"  {svc:<9} {f'http://127.0.0.1:{self.port(svc)}':<24} "
+                     f"{f'{gw}/{svc}/docs':<34} {web!s:<8} {worker!s:<8} "
+                     f"{logs}/{svc}-{{web,worker}}.log")
+        self.say(f"  {'metrics':<9} http://127.0.0.1:<port>/metrics "
+                 "(direct only, not via the gateway)")
+        self.say(f"  {'mail':<9} {self.shown(self.mail_dir)}/   (outgoing mail is written here)")
+        self.say(f"  {'keys':<9} {self.shown(self.keys_dir)}/")
+        self.say(f"  {'stop':<9} make stop   (status: make status, logs: make logs)")
+
+    # --- steps -----------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """.venv with the project installed editable; skipped while newer than pyproject."""
+        stamp, pyproject = self.venv / ".installed", self.root / "pyproject.toml"
+        if not self.python.exists():
+            self.say("creating virtualenv .venv")
+            self._run([sys.executable, "-m", "venv", str(self.venv)], "creating .venv")
+        if stamp.exists() and stamp.stat().st_mtime > pyproject.stat().st_mtime:
+            return
+        self.say("installing growth-diary into .venv (pip install -e '.[test]')")
+        self._run([str(self.python), "-m", "pip", "install", "--quiet", "-e",
+                   f"{self.root}[test]"], "pip install")
+        stamp.touch()
+
+    def _run(self, argv: Sequence[str], what: str) -> None:
+        if subprocess.run(argv, env=self.env, cwd=self.root).returncode != 0:
+            raise DeployError(f"{what} failed ({' '.join(argv)}); stopping here")
+
+    def prepare(self) -> None:
+        for path in (self.run_dir, self.log_dir, self.nginx_dir, self.prom_dir, self.mail_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.install()
+        self.ensure_nginx()
+        self.say("database: bootstrap")
+        self._run([str(self.python), "-m", "shared.bootstrap"], "database bootstrap")
+
+    def ensure_keys(self) -> None:
+        self.keys_dir.mkdir(parents=True, exist_ok=True)
+        self.keys_dir.chmod(0o700)
+        if not any(self.keys_dir.glob("*.pem")):
+            self.say(f"auth: generating a signing key in {self.shown(self.keys_dir)}")
+            self._run([str(self.python), "-m", "shared.keys", "generate"], "key generation")
+
+    def migrate(self, services: Iterable[str]) -> None:
+        for svc in services:
+            self.say(f"{svc}: migrate")
+            self._run([str(self.python), "-m", "shared.migrate", svc, "upgrade", "head"],
+                      f"{svc}: migration")
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One run/restart/stop at a time per checkout (two would race on the pid files)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "deploy.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say("waiting for another run/restart/stop of this checkout to finish")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    # --- commands --------------------------------------------------------------------------
+
+    def run(self, targets: Sequence[str]) -> int:
+        self.check_ports(targets or SERVICES, gateway=True)
+        self.prepare()
+        if not targets:
+            self.ensure_keys()
+            self.migrate(SERVICES)
+            booting = [svc for svc in SERVICES if self.start_web(svc)]
+            for svc in SERVICES:
+                self.start_worker(svc)
+            self.await_boot(booting)
+            self.start_gateway()
+            self.say(f"waiting for readiness (up to {self.ready_timeout:g}s)")
+            self.wait_ready(SERVICES)
+            self.print_table()
+            return 0
+        for svc in targets:  # deploy the named services alone: migrate, then start or roll
+            if svc == "auth":
+                self.ensure_keys()
+            self.migrate([svc])
+            self.roll(svc)
+        self.start_gateway()
+        self.wait_ready(targets)
+        self.say(f"deployed: {' '.join(targets)}")
+        return 0
+
+    def restart(self, targets: Sequence[str]) -> int:
+        services = targets or SERVICES
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for svc in services:
+            self.roll(svc)
+        self.wait_ready(services)
+        self.say(f"restarted: {' '.join(services)}")
+        return 0
+
+    def stop_all(self, targets: Sequence[str]) -> int:
+        names = [] if targets else ["nginx"]
+        names += [f"{svc}-{role}" for svc in targets or SERVICES for role in ("web", "worker")]
+        self.stop(names)
+        self.say("stopped")
+        return 0
+
+    def status(self) -> int:
+        down = False
+        pid = self.live_pid("nginx")
+        if pid is not None:
+            self.say(f"{'gateway':<16} running  pid {pid:<8} http://127.0.0.1:{self.gateway_port}")
+        else:
+            self.say(f"{'gateway':<16} stopped")
+            down = True
+        for svc in SERVICES:
+            for name in (f"{svc}-web", f"{svc}-worker"):
+                pid = self.live_pid(name)
+                if pid is None:
+                    self.say(f"{name:<16} stopped")
+                    down = True
+                elif name.endswith("-web"):
+                    direct = f"http://127.0.0.1:{self.port(svc)}"
+                    code = http_status(f"{direct}/{svc}/readyz")
+                    self.say(f"{name:<16} running  pid {pid:<8} {direct}  readyz {code}")
+                    down = down or code != "200"
+                else:
+                    self.say(f"{name:<16} running  pid {pid}")
+        return 3 if down else 0
+
+    def logs(self, targets: Sequence[str]) -> int:
+        ours = [self.log_file(f"{svc}-{role}") for svc in targets or SERVICES
+                for role in ("web", "worker")]
+        files = ours if targets else sorted(self.log_dir.glob("*.log")) or ours
+        os.execvp("tail", ["tail", "-n", "50", "-F", *map(str, files)])
+
+
+def usage() -> str:
+    return (__doc__ or "").split("\n\n")[1]
+
+
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None,
+         var: Path | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, targets = (args[0], args[1:]) if args else ("help", [])
+    system = LocalSystem(environ=environ, var=var)
+    unknown = [svc for svc in targets if svc not in SERVICES]
+    if unknown and command != "help":
+        system.warn(f"unknown service '{unknown[0]}' (one of: {' '.join(SERVICES)})")
+        return 2
+    locked: dict[str, Callable[[], int]] = {
+        "run": lambda: system.run(targets),
+        "start": lambda: system.run(targets),
+        "restart": lambda: system.restart(targets),
+        "stop": lambda: system.stop_all(targets),
+    }
+    try:
+        if command in locked:
+            with system.exclusive():
+                return locked[command]()
+        if command == "install":
+            system.install()
+            return 0
+        if command == "status":
+            return system.status()
+        if command == "logs":
+            return system.logs(targets)
+        if command == "render-nginx":
+            system.ensure_nginx()
+            system.render_gateway()
+            system.say(f"rendered {system.shown(system.nginx_dir / 'nginx.conf')} (nginx -t ok)")
+            return 0
+        if command in ("help", "-h", "--help"):
+            print(usage())
+            return 0
+        system.warn(f"unknown command '{command}'")
+        print(usage(), file=sys.stderr)
+        return 2
+    except DeployError as failure:
+        system.warn(str(failure))
+        return failure.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
