@@ -6,7 +6,8 @@ SHELL := /bin/bash
 
 VENV    := .venv
 PY      := $(VENV)/bin/python
-LOCAL   := deploy/local.sh
+# the local runner, deploy/local.py: standard library only, so it runs before .venv exists
+LOCAL   := python3 -m deploy
 SERVICE ?=
 SERVICES := auth goals diary stories
 ARGS    ?=
@@ -30,7 +31,7 @@ stop: ## stop everything gracefully (or SERVICE=goals: just that service)
 	@$(LOCAL) stop $(SERVICE)
 
 restart: ## graceful rolling restart of SERVICE (default: all services)
-	@$(LOCAL) restart $(or $(SERVICE),$(SERVICES))
+	@$(LOCAL) restart $(SERVICE)
 
 status: ## show processes, pids and readiness
 	@$(LOCAL) status
@@ -55,7 +56,8 @@ bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pi
 lint: install ## ruff + mypy, shell syntax, and the compose gateway config is up to date
 	$(VENV)/bin/ruff check shared services
 	$(VENV)/bin/mypy shared services
-	bash -n $(LOCAL) .ci/run
+	bash -n .ci/run
+	$(VENV)/bin/ruff check deploy tests/deploy && $(VENV)/bin/mypy deploy
 	$(PY) deploy/render_nginx.py compose --check
 
 dlq: install ## list SERVICE's dead-lettered events
