@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Flask
 
-from services.auth.adapter_api import adapter_blp
-from services.auth.api import blp
-from services.auth.api_recovery import recovery_blp
+from services.auth.accounts.api import blp
+from services.auth.authjs.api import adapter_blp
+from services.auth.recovery.api import recovery_blp
 from services.auth.tokens import TokenIssuer
 from shared.config import Settings
 from shared.http import create_service_app

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, insert, select, update
 
-from services.auth import passwords, recovery
-from services.auth.api_recovery import RESET_REQUESTED, VERIFICATION_RESENT
+from services.auth import passwords
 from services.auth.mail import MailDelivery, MailSettings, deliver_mail, retry_delay
 from services.auth.models import OutgoingMail, PasswordReset, UserSession, VerificationToken
+from services.auth.recovery import usecases as recovery
+from services.auth.recovery.api import RESET_REQUESTED, VERIFICATION_RESENT
 from services.auth.tokens import secret_hash
 from shared.db import Database, UnitOfWork
 from tests.auth.smtp import MailCatcher, link_in, smtp_fixture  # noqa: F401 - `smtp`

@@ -4,7 +4,7 @@ Each keeps the method's own semantics (a lookup that finds nothing returns None,
 expects) and does what it is told: it never links an account to a user by email on its own.
 Session and verification tokens arrive as secrets chosen by Auth.js; only their SHA-256 is
 stored, so the caller's token is echoed back from the request, never read from the table.
-Users go through the same events and tombstone as the rest of auth (`usecases`).
+Users go through the same events and tombstone as the rest of auth (`services.auth.users`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, and_, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import usecases
+from services.auth import users
 from services.auth.models import Account, User, UserSession, VerificationToken
 from services.auth.tokens import secret_hash
 from shared.db import UnitOfWork
@@ -82,14 +82,14 @@ def create_user(uow: UnitOfWork, *, email: str, name: str | None = None,
 
     The id is ours (a cuid), whatever id Auth.js proposed, as the Prisma adapter does.
     """
-    email = usecases.normalize_email(email)
+    email = users.normalize_email(email)
     if _email_taken(uow.session, email):
         raise Conflict("A user with this email already exists")
     user = User(email=email, name=name, image=image, email_verified=email_verified,
                 verified=email_verified is not None)
     uow.session.add(user)
     _flush(uow, conflict="A user with this email already exists")
-    uow.publish("auth.user.registered", usecases.public_profile(user))
+    uow.publish("auth.user.registered", users.public_profile(user))
     uow.commit()
     return user
 
@@ -99,7 +99,7 @@ def get_user(session: Session, *, user_id: str) -> User | None:
 
 
 def get_user_by_email(session: Session, *, email: str) -> User | None:
-    normalized = usecases.normalize_email(email)
+    normalized = users.normalize_email(email)
     return session.scalars(select(User).where(User.email == normalized)).first()
 
 
@@ -112,14 +112,14 @@ def get_user_by_account(session: Session, *, provider: str,
 
 
 def update_user(uow: UnitOfWork, *, user_id: str, **changes: Any) -> User:
-    """Email fields change here; the profile (name, image) through `usecases.update_me`,
+    """Email fields change here; the profile (name, image) through `users.change_profile`,
     so auth.user.updated is announced by the one rule auth has for it."""
     user = uow.session.scalars(
         select(User).where(User.id == user_id).with_for_update()).first()
     if user is None:
         raise NotFound("No such user")
     if "email" in changes:
-        email = usecases.normalize_email(changes.pop("email"))
+        email = users.normalize_email(changes.pop("email"))
         if email != user.email:
             if _email_taken(uow.session, email, other_than=user_id):
                 raise Conflict("A user with this email already exists")
@@ -128,17 +128,20 @@ def update_user(uow: UnitOfWork, *, user_id: str, **changes: Any) -> User:
         user.email_verified = changes.pop("email_verified")
         user.verified = user.email_verified is not None
     _flush(uow, conflict="A user with this email already exists")
-    return usecases.update_me(uow, user_id=user_id, **changes)
+    users.change_profile(uow, user, changes)
+    uow.commit()
+    return user
 
 
 def delete_user(uow: UnitOfWork, *, user_id: str) -> User | None:
-    """Exactly `usecases.delete_me` (cascade, tombstone, auth.user.deleted); returns the
-    user as it was, or None if there was none, so a retried call is harmless."""
+    """As DELETE /auth/me (`users.delete_user`: cascade, tombstone, auth.user.deleted);
+    returns the user as it was, or None if there was none, so a retried call is harmless."""
     user = uow.session.scalars(
         select(User).where(User.id == user_id).with_for_update()).first()
     if user is None:
         return None
-    usecases.delete_me(uow, user_id=user_id)
+    users.delete_user(uow, user_id)
+    uow.commit()
     return user
 
 

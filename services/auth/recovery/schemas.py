@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from services.auth.schemas import SECRET, EmailAddress
+from services.auth.fields import SECRET, EmailAddress
 
 LINK_TOKEN = validate.Length(min=1, max=200)
 

@@ -1,4 +1,5 @@
-"""What the auth service does for its callers. Plain functions of a unit of work; no Flask.
+"""What the accounts feature does: register, log in, refresh, log out, my profile, public
+profiles. Plain functions of a unit of work; no Flask.
 
 Every change another service cares about (a profile registered, changed or deleted) records
 its event in the same transaction. Failed logins all look the same, whatever failed.
@@ -11,21 +12,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import passwords, throttle
+from services.auth import passwords, throttle, users
 from services.auth.models import User, UserSession
 from services.auth.tokens import AccessToken, TokenIssuer, new_secret, secret_hash
+from services.auth.verification import queue_verification
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, NotFound, Unauthorized
 
-# What a client may change about itself; counters and the score move only through events.
-PROFILE_FIELDS = (
-    "name", "image", "current_role", "experience_level", "industry", "years_of_experience",
-    "current_skills", "target_skills", "bio", "current_goals",
-)
 BAD_CREDENTIALS = "The email or password is incorrect"
 BAD_SESSION = "The session is unknown or has expired; log in again"
 
@@ -38,23 +34,8 @@ class Login:
     user: User
 
 
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
-def public_profile(user: User) -> dict[str, Any]:
-    """The event payload (shared.events.UserProfile): what other services may know."""
-    return {
-        "user_id": user.id, "name": user.name, "image": user.image,
-        "current_role": user.current_role, "experience_level": user.experience_level.value,
-        "industry": user.industry, "years_of_experience": user.years_of_experience,
-        "current_skills": list(user.current_skills), "target_skills": list(user.target_skills),
-        "bio": user.bio, "current_goals": list(user.current_goals),
-    }
-
-
 def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = None) -> User:
-    email = normalize_email(email)
+    email = users.normalize_email(email)
     passwords.check_policy(password, email=email)
     if uow.session.scalars(select(User.id).where(User.email == email)).first():
         raise Conflict("An account with this email already exists")
@@ -64,10 +45,8 @@ def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = N
         uow.session.flush()
     except IntegrityError as exc:  # a concurrent registration won the race
         raise Conflict("An account with this email already exists") from exc
-    uow.publish("auth.user.registered", public_profile(user))
-    from services.auth import recovery  # imports this module: resolved at call time
-
-    recovery.queue_verification(uow.session, user)
+    uow.publish("auth.user.registered", users.public_profile(user))
+    queue_verification(uow.session, user)
     uow.commit()
     return user
 
@@ -86,7 +65,7 @@ def login(
     The attempt is counted (and committed) before the password is checked, so a worker
     dying mid-hash still counts it and parallel guesses cannot outrun the limit.
     """
-    email = normalize_email(email)
+    email = users.normalize_email(email)
     throttle.take_attempt(uow.session, email=email, client=client,
                           limits=limits or throttle.Limits())
     uow.commit()
@@ -166,31 +145,14 @@ def get_public_profile(session: Session, *, user_id: str) -> User:
 
 
 def update_me(uow: UnitOfWork, *, user_id: str, **changes: Any) -> User:
-    unknown = set(changes) - set(PROFILE_FIELDS)
-    if unknown:
-        raise TypeError(f"not a profile field: {sorted(unknown)}")
     user = _user(uow.session, user_id, lock=True)
-    changed = False
-    for name, value in changes.items():
-        if getattr(user, name) != value:
-            setattr(user, name, value)
-            changed = True
-    if changed:
-        uow.session.flush()
-        uow.publish("auth.user.updated", public_profile(user))
+    users.change_profile(uow, user, changes)
     uow.commit()
     return user
 
 
 def delete_me(uow: UnitOfWork, *, user_id: str) -> None:
-    """The user and everything of theirs here goes (FK cascade); other services hear of it.
-
-    The tombstone makes this service, too, refuse the user's still-unexpired access tokens
-    and ignore late events about them.
-    """
+    """My account and everything of mine, here (cascade) and elsewhere (the event)."""
     _user(uow.session, user_id, lock=True)
-    uow.session.execute(delete(User).where(User.id == user_id))
-    tombstones = uow.db.tombstones
-    uow.session.execute(insert(tombstones).values(user_id=user_id).on_conflict_do_nothing())
-    uow.publish("auth.user.deleted", {"user_id": user_id, "deleted_at": utcnow()})
+    users.delete_user(uow, user_id)
     uow.commit()

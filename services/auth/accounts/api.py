@@ -8,9 +8,9 @@ from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from services.auth import throttle, usecases
-from services.auth.models import User
-from services.auth.schemas import (
+from services.auth import throttle
+from services.auth.accounts import usecases
+from services.auth.accounts.schemas import (
     AccessTokenSchema,
     JwksSchema,
     LoginResultSchema,
@@ -22,6 +22,7 @@ from services.auth.schemas import (
     RegisterSchema,
     SessionTokenSchema,
 )
+from services.auth.models import User
 from services.auth.tokens import AccessToken, TokenIssuer
 from shared.errors import Unauthorized
 from shared.http import authenticated, current_user_id, service, unit_of_work

@@ -7,8 +7,9 @@ from typing import Any
 from flask import g, request
 from flask_smorest import Blueprint
 
-from services.auth import recovery, throttle
-from services.auth.schemas_recovery import (
+from services.auth import throttle
+from services.auth.recovery import usecases
+from services.auth.recovery.schemas import (
     AcceptedSchema,
     LinkTokenSchema,
     PasswordChangeSchema,
@@ -33,7 +34,7 @@ VERIFICATION_RESENT = {"message": "If your email is not yet verified, a new link
 def verify_email(body: dict[str, Any]) -> None:
     """Confirm my email address with the link from the verification mail"""
     with unit_of_work() as uow:
-        recovery.verify_email(uow, token=body["token"])
+        usecases.verify_email(uow, token=body["token"])
 
 
 @recovery_blp.route("/verify-email/resend", methods=["POST"])
@@ -43,7 +44,7 @@ def verify_email(body: dict[str, Any]) -> None:
 def resend_verification() -> dict[str, str]:
     """Mail me a new verification link (at most one a minute)"""
     with unit_of_work() as uow:
-        recovery.resend_verification(uow, user_id=current_user_id())
+        usecases.resend_verification(uow, user_id=current_user_id())
     return VERIFICATION_RESENT
 
 
@@ -53,7 +54,7 @@ def resend_verification() -> dict[str, str]:
 def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
     """Mail a password reset link, valid one hour, if the account exists"""
     with unit_of_work() as uow:
-        recovery.request_password_reset(uow, email=body["email"])
+        usecases.request_password_reset(uow, email=body["email"])
     return RESET_REQUESTED
 
 
@@ -64,7 +65,7 @@ def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
 def confirm_password_reset(body: dict[str, Any]) -> None:
     """Set a new password with the reset link; ends every session of the account"""
     with unit_of_work() as uow:
-        recovery.confirm_password_reset(uow, token=body["token"], password=body["password"])
+        usecases.confirm_password_reset(uow, token=body["token"], password=body["password"])
 
 
 @recovery_blp.route("/me/password", methods=["POST"])
@@ -77,6 +78,6 @@ def change_password(body: dict[str, Any]) -> None:
     client = throttle.client_address(request.headers.get("X-Forwarded-For"),
                                      request.remote_addr)
     with unit_of_work() as uow:
-        recovery.change_password(uow, user_id=current_user_id(),
+        usecases.change_password(uow, user_id=current_user_id(),
                                  session_id=g.claims.session_id, client=client,
                                  limits=throttle.Limits.from_env(), **body)

@@ -10,11 +10,11 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from services.auth.fields import SECRET, EmailAddress
 from services.auth.models import ExperienceLevel
 from services.auth.tokens import TOKEN_TYPE
 
 SHORT = validate.Length(min=1, max=100)
-SECRET = validate.Length(min=1, max=1024)  # the policy's own limits give the better message
 
 
 class Trimmed(fields.String):
@@ -22,13 +22,6 @@ class Trimmed(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip()
-
-
-class EmailAddress(fields.Email):
-    """Emails are compared and stored trimmed and lowercased."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip().lower()
 
 
 def _phrases(attribute: str, description: str) -> fields.List:

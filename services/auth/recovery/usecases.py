@@ -25,20 +25,22 @@ from sqlalchemy.orm import Session
 from services.auth import mail, passwords, throttle
 from services.auth.models import PasswordReset, User, UserSession, VerificationToken
 from services.auth.tokens import new_secret, secret_hash
-from services.auth.usecases import normalize_email
-from shared.config import env
+from services.auth.users import normalize_email
+from services.auth.verification import (
+    VERIFICATION_TTL,
+    VERIFY_PREFIX,
+    identifier_of,
+    public_base_url,
+    queue_verification,
+)
 from shared.db import UnitOfWork, utcnow
 from shared.errors import DomainError, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 RESET_TTL = timedelta(hours=1)
-VERIFICATION_TTL = timedelta(hours=24)
 # One link per user per minute at most: the public reset form must not become a way to
 # flood someone's inbox. Within the cooldown the request is answered alike and sends nothing.
 MAIL_COOLDOWN = timedelta(minutes=1)
-# Our verification tokens share Auth.js's table; the prefix keeps the two kinds apart and
-# binds ours to a user and the address the link was sent to.
-VERIFY_PREFIX = "verify-email:"
 
 
 class InvalidLink(DomainError):
@@ -51,32 +53,8 @@ class InvalidLink(DomainError):
         super().__init__(message, errors={"token": [message]})
 
 
-def public_base_url() -> str:
-    return env("PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/")
-
-
-def _identifier(user: User) -> str:
-    return f"{VERIFY_PREFIX}{user.id}:{user.email}"
-
-
 def _locked_user(session: Session, user_id: str) -> User | None:
     return session.scalars(select(User).where(User.id == user_id).with_for_update()).first()
-
-
-def queue_verification(session: Session, user: User) -> None:
-    """A new verification link for `user`, mailed by the worker once the caller commits."""
-    secret = new_secret()
-    session.execute(delete(VerificationToken).where(
-        VerificationToken.identifier == _identifier(user),
-        VerificationToken.expires <= func.now()))
-    session.execute(insert(VerificationToken).values(
-        identifier=_identifier(user), token=secret_hash(secret),
-        expires=func.now() + VERIFICATION_TTL))
-    mail.queue_mail(session, to=user.email, subject="Confirm your email for Growth Diary", body=(
-        f"Hello{' ' + user.name if user.name else ''},\n\n"
-        f"please confirm your email address by opening this link within 24 hours:\n\n"
-        f"{public_base_url()}/verify-email?token={secret}\n\n"
-        "If you did not create a Growth Diary account, you can ignore this mail.\n"))
 
 
 def verify_email(uow: UnitOfWork, *, token: str) -> None:
@@ -94,7 +72,7 @@ def verify_email(uow: UnitOfWork, *, token: str) -> None:
         raise InvalidLink()
     _mark_verified(user)
     uow.session.execute(delete(VerificationToken).where(
-        VerificationToken.identifier == _identifier(user)))  # its siblings are moot now
+        VerificationToken.identifier == identifier_of(user)))  # its siblings are moot now
     uow.commit()
 
 
@@ -104,7 +82,7 @@ def resend_verification(uow: UnitOfWork, *, user_id: str) -> None:
     if user is None or user.verified:
         return
     recent = uow.session.scalar(select(exists().where(
-        VerificationToken.identifier == _identifier(user),
+        VerificationToken.identifier == identifier_of(user),
         VerificationToken.expires > func.now() + VERIFICATION_TTL - MAIL_COOLDOWN)))
     if not recent:
         queue_verification(uow.session, user)

@@ -11,16 +11,24 @@ Docs: docs/authjs-adapter.md.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC
 from typing import Any
 
 from flask import Response, request
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields, validate
 
-from services.auth import adapter
+from services.auth.authjs import usecases
+from services.auth.authjs.schemas import (
+    AdapterAccountSchema,
+    AdapterSessionAndUserSchema,
+    AdapterSessionSchema,
+    AdapterSessionTokenSchema,
+    AdapterSessionUpdateSchema,
+    AdapterUserSchema,
+    AdapterUserUpdateSchema,
+    AdapterVerificationTokenSchema,
+    AdapterVerificationTokenUseSchema,
+)
 from services.auth.models import Account, User
-from services.auth.schemas import EmailAddress
 from shared.config import env
 from shared.errors import DomainError, Unauthorized
 from shared.http import unit_of_work
@@ -29,10 +37,6 @@ adapter_blp = Blueprint(
     "authjs_adapter", __name__, url_prefix="/auth/adapter",
     description="The Auth.js (NextAuth) database adapter, for the Next.js server only. "
                 "Every route needs `Authorization: Bearer <AUTH_ADAPTER_SECRET>`.")
-ACCOUNT_TYPES = ("oauth", "oidc", "email", "webauthn")
-TOKEN = validate.Length(min=1, max=512)
-KEY = validate.Length(min=1, max=255)
-USER_ID = validate.Length(min=1, max=32)  # our cuids; longer is no user of ours
 
 
 class AdapterDisabled(DomainError):
@@ -58,89 +62,6 @@ def never_cache(response: Response) -> Response:
     return response
 
 
-# -- schemas: Auth.js's shapes (camelCase, OAuth fields snake_case as providers name them) --
-
-
-class Nullable(Schema):
-    """Dumps None as JSON null: how the adapter says "not found", as Auth.js expects."""
-
-    class Meta:
-        unknown = EXCLUDE  # Auth.js spreads provider profiles in; what we do not keep is dropped
-
-    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
-        return None if obj is None else super().dump(obj, many=many)
-
-
-def _when(attribute: str | None = None, **kwargs: Any) -> fields.AwareDateTime:
-    return fields.AwareDateTime(attribute=attribute, default_timezone=UTC, **kwargs)
-
-
-class AdapterUserSchema(Nullable):
-    id = fields.String(dump_only=True, metadata={"description": "Ours (a cuid); one sent "
-                                                 "to createUser is ignored."})
-    name = fields.String(allow_none=True, validate=validate.Length(max=255))
-    email = EmailAddress(required=True, validate=validate.Length(max=254))
-    emailVerified = _when("email_verified", allow_none=True)
-    image = fields.URL(schemes={"http", "https"}, validate=validate.Length(max=2048),
-                       allow_none=True)
-
-
-class AdapterUserUpdateSchema(AdapterUserSchema):
-    """updateUser's Partial<AdapterUser>: the id is in the path."""
-
-    email = EmailAddress(validate=validate.Length(max=254))
-
-
-class AdapterAccountSchema(Nullable):
-    id = fields.String(dump_only=True)
-    userId = fields.String(attribute="user_id", required=True, validate=USER_ID)
-    type = fields.String(required=True, validate=validate.OneOf(ACCOUNT_TYPES))
-    provider = fields.String(required=True, validate=KEY)
-    providerAccountId = fields.String(attribute="provider_account_id", required=True,
-                                      validate=KEY)
-    refresh_token = fields.String(allow_none=True)
-    access_token = fields.String(allow_none=True)
-    expires_at = fields.Integer(allow_none=True, metadata={"description": "Unix seconds."})
-    token_type = fields.String(allow_none=True)
-    scope = fields.String(allow_none=True)
-    id_token = fields.String(allow_none=True)
-    session_state = fields.String(allow_none=True)
-
-
-class AdapterSessionSchema(Nullable):
-    id = fields.String(dump_only=True)
-    sessionToken = fields.String(attribute="session_token", required=True, validate=TOKEN)
-    userId = fields.String(attribute="user_id", required=True, validate=USER_ID)
-    expires = _when(required=True)
-
-
-class AdapterSessionUpdateSchema(AdapterSessionSchema):
-    """updateSession's Partial<AdapterSession>: found by sessionToken."""
-
-    userId = fields.String(attribute="user_id", validate=USER_ID)
-    expires = _when()
-
-
-class AdapterSessionTokenSchema(Schema):
-    sessionToken = fields.String(attribute="session_token", required=True, validate=TOKEN)
-
-
-class AdapterSessionAndUserSchema(Nullable):
-    session = fields.Nested(AdapterSessionSchema)
-    user = fields.Nested(AdapterUserSchema)
-
-
-class AdapterVerificationTokenSchema(Nullable):
-    identifier = fields.String(required=True, validate=validate.Length(min=1, max=320))
-    token = fields.String(required=True, validate=TOKEN)
-    expires = _when(required=True)
-
-
-class AdapterVerificationTokenUseSchema(Schema):
-    identifier = fields.String(required=True, validate=validate.Length(min=1, max=320))
-    token = fields.String(required=True, validate=TOKEN)
-
-
 # -- users ---------------------------------------------------------------------------------
 
 
@@ -151,7 +72,7 @@ class AdapterVerificationTokenUseSchema(Schema):
 def create_user(body: dict[str, Any]) -> User:
     """createUser: a password-less user; announced as auth.user.registered"""
     with unit_of_work() as uow:
-        return adapter.create_user(uow, **body)
+        return usecases.create_user(uow, **body)
 
 
 @adapter_blp.route("/users/<user_id>", methods=["GET"])
@@ -159,7 +80,7 @@ def create_user(body: dict[str, Any]) -> User:
 def get_user(user_id: str) -> User | None:
     """getUser: the user, or null"""
     with unit_of_work() as uow:
-        return adapter.get_user(uow.session, user_id=user_id)
+        return usecases.get_user(uow.session, user_id=user_id)
 
 
 @adapter_blp.route("/users/by-email/<path:email>", methods=["GET"])
@@ -167,7 +88,7 @@ def get_user(user_id: str) -> User | None:
 def get_user_by_email(email: str) -> User | None:
     """getUserByEmail: the user, or null (emails compare case-insensitively)"""
     with unit_of_work() as uow:
-        return adapter.get_user_by_email(uow.session, email=email)
+        return usecases.get_user_by_email(uow.session, email=email)
 
 
 @adapter_blp.route("/users/by-account/<provider>/<path:provider_account_id>", methods=["GET"])
@@ -175,7 +96,7 @@ def get_user_by_email(email: str) -> User | None:
 def get_user_by_account(provider: str, provider_account_id: str) -> User | None:
     """getUserByAccount: the user the provider account is linked to, or null"""
     with unit_of_work() as uow:
-        return adapter.get_user_by_account(uow.session, provider=provider,
+        return usecases.get_user_by_account(uow.session, provider=provider,
                                            provider_account_id=provider_account_id)
 
 
@@ -186,7 +107,7 @@ def get_user_by_account(provider: str, provider_account_id: str) -> User | None:
 def update_user(body: dict[str, Any], user_id: str) -> User:
     """updateUser: change name, email, emailVerified or image; announced as auth.user.updated"""
     with unit_of_work() as uow:
-        return adapter.update_user(uow, user_id=user_id, **body)
+        return usecases.update_user(uow, user_id=user_id, **body)
 
 
 @adapter_blp.route("/users/<user_id>", methods=["DELETE"])
@@ -194,7 +115,7 @@ def update_user(body: dict[str, Any], user_id: str) -> User:
 def delete_user(user_id: str) -> User | None:
     """deleteUser: the user and their accounts and sessions go, as with DELETE /auth/me"""
     with unit_of_work() as uow:
-        return adapter.delete_user(uow, user_id=user_id)
+        return usecases.delete_user(uow, user_id=user_id)
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -207,7 +128,7 @@ def delete_user(user_id: str) -> User | None:
 def link_account(body: dict[str, Any]) -> Account:
     """linkAccount: link a provider account to the user named by userId"""
     with unit_of_work() as uow:
-        return adapter.link_account(uow, **body)
+        return usecases.link_account(uow, **body)
 
 
 @adapter_blp.route("/accounts/<provider>/<path:provider_account_id>", methods=["GET"])
@@ -215,7 +136,7 @@ def link_account(body: dict[str, Any]) -> Account:
 def get_account(provider: str, provider_account_id: str) -> Account | None:
     """getAccount: the provider account, or null"""
     with unit_of_work() as uow:
-        return adapter.get_account(uow.session, provider=provider,
+        return usecases.get_account(uow.session, provider=provider,
                                    provider_account_id=provider_account_id)
 
 
@@ -224,7 +145,7 @@ def get_account(provider: str, provider_account_id: str) -> Account | None:
 def unlink_account(provider: str, provider_account_id: str) -> Account | None:
     """unlinkAccount: the unlinked account, or null if it was not linked"""
     with unit_of_work() as uow:
-        return adapter.unlink_account(uow, provider=provider,
+        return usecases.unlink_account(uow, provider=provider,
                                       provider_account_id=provider_account_id)
 
 
@@ -235,37 +156,37 @@ def unlink_account(provider: str, provider_account_id: str) -> Account | None:
 @adapter_blp.arguments(AdapterSessionSchema)
 @adapter_blp.response(201, AdapterSessionSchema)
 @adapter_blp.alt_response(409, description="A session with this token already exists")
-def create_session(body: dict[str, Any]) -> adapter.AdapterSession:
+def create_session(body: dict[str, Any]) -> usecases.AdapterSession:
     """createSession: store a session under the token Auth.js generated (hashed)"""
     with unit_of_work() as uow:
-        return adapter.create_session(uow, **body)
+        return usecases.create_session(uow, **body)
 
 
 @adapter_blp.route("/sessions/lookup", methods=["POST"])
 @adapter_blp.arguments(AdapterSessionTokenSchema)
 @adapter_blp.response(200, AdapterSessionAndUserSchema)
-def get_session_and_user(body: dict[str, Any]) -> adapter.SessionAndUser | None:
+def get_session_and_user(body: dict[str, Any]) -> usecases.SessionAndUser | None:
     """getSessionAndUser: the session and its user, or null (expired ones too)"""
     with unit_of_work() as uow:
-        return adapter.get_session_and_user(uow.session, **body)
+        return usecases.get_session_and_user(uow.session, **body)
 
 
 @adapter_blp.route("/sessions/update", methods=["POST"])
 @adapter_blp.arguments(AdapterSessionUpdateSchema)
 @adapter_blp.response(200, AdapterSessionSchema)
-def update_session(body: dict[str, Any]) -> adapter.AdapterSession | None:
+def update_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
     """updateSession: change expires (or userId), or null if there is no such session"""
     with unit_of_work() as uow:
-        return adapter.update_session(uow, **body)
+        return usecases.update_session(uow, **body)
 
 
 @adapter_blp.route("/sessions/delete", methods=["POST"])
 @adapter_blp.arguments(AdapterSessionTokenSchema)
 @adapter_blp.response(200, AdapterSessionSchema)
-def delete_session(body: dict[str, Any]) -> adapter.AdapterSession | None:
+def delete_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
     """deleteSession: the deleted session, or null if there was none"""
     with unit_of_work() as uow:
-        return adapter.delete_session(uow, **body)
+        return usecases.delete_session(uow, **body)
 
 
 # -- verification tokens -------------------------------------------------------------------
@@ -275,16 +196,16 @@ def delete_session(body: dict[str, Any]) -> adapter.AdapterSession | None:
 @adapter_blp.arguments(AdapterVerificationTokenSchema)
 @adapter_blp.response(201, AdapterVerificationTokenSchema)
 @adapter_blp.alt_response(409, description="This verification token already exists")
-def create_verification_token(body: dict[str, Any]) -> adapter.IssuedToken:
+def create_verification_token(body: dict[str, Any]) -> usecases.IssuedToken:
     """createVerificationToken: store the token (hashed) for its identifier"""
     with unit_of_work() as uow:
-        return adapter.create_verification_token(uow, **body)
+        return usecases.create_verification_token(uow, **body)
 
 
 @adapter_blp.route("/verification-tokens/use", methods=["POST"])
 @adapter_blp.arguments(AdapterVerificationTokenUseSchema)
 @adapter_blp.response(200, AdapterVerificationTokenSchema)
-def use_verification_token(body: dict[str, Any]) -> adapter.IssuedToken | None:
+def use_verification_token(body: dict[str, Any]) -> usecases.IssuedToken | None:
     """useVerificationToken: the token, deleted as it is returned; null on a second use"""
     with unit_of_work() as uow:
-        return adapter.use_verification_token(uow, **body)
+        return usecases.use_verification_token(uow, **body)

@@ -1,0 +1,1 @@
+"""Accounts: register, log in, refresh, log out, my profile, public profiles, the JWKS."""

@@ -1,0 +1,1 @@
+"""The Auth.js (NextAuth) database adapter, over HTTP for a Next.js server."""

@@ -1,0 +1,1 @@
+"""Recovery: email verification, password reset and password change."""
