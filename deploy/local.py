@@ -543,6 +543,7 @@ class LocalSystem:
                               f"nginx -t:\n{check.stderr.strip()}")
 
     def start_gateway(self) -> None:
+        self.ensure_nginx()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.render_gateway()
@@ -683,13 +684,7 @@ class LocalSystem:
         if not targets:
             self.ensure_keys()
             self.migrate(SERVICES)
-            booting = [svc for svc in SERVICES if self.start_web(svc)]
-            for svc in SERVICES:
-                self.start_worker(svc)
-            self.await_boot(booting)
-            self.start_gateway()
-            self.say(f"waiting for readiness (up to {self.ready_timeout:g}s)")
-            self.wait_ready(SERVICES)
+            self.start_all()
             self.print_table()
             return 0
         for svc in targets:  # deploy the named services alone: migrate, then start or roll
@@ -701,6 +696,16 @@ class LocalSystem:
         self.wait_ready(targets)
         self.say(f"deployed: {' '.join(targets)}")
         return 0
+
+    def start_all(self) -> None:
+        """Every web and worker not running yet, then the gateway; returns once all are ready."""
+        booting = [svc for svc in SERVICES if self.start_web(svc)]
+        for svc in SERVICES:
+            self.start_worker(svc)
+        self.await_boot(booting)
+        self.start_gateway()
+        self.say(f"waiting for readiness (up to {self.ready_timeout:g}s)")
+        self.wait_ready(SERVICES)
 
     def restart(self, targets: Sequence[str]) -> int:
         services = targets or SERVICES

@@ -3,11 +3,9 @@ service behind the real nginx gateway, driven over HTTP only."""
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +13,12 @@ from typing import Any
 import pytest
 import requests
 
+from deploy.local import LocalSystem
 from shared.config import SERVICES
 from shared.ids import new_id
 from tests.auth.smtp import MailCatcher
 from tests.conftest import migrated_services
-from tests.helpers import PYTHON, ROOT, ServiceProcess, wait_for
+from tests.helpers import wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 pytestmark = pytest.mark.skipif(
@@ -33,59 +32,30 @@ def free_port() -> int:
 
 
 class System:
+    """The system as `make run` starts it (deploy/local.py), on free ports, under a var/ of
+    its own: the runner's pid files, logs and rendered gateway config are the ones tested."""
+
     def __init__(self, root: Path) -> None:
-        self.root = root
         self.ports = {svc: free_port() for svc in SERVICES}
         self.gateway_port = free_port()
         self.env = dict(os.environ)
         for svc, port in self.ports.items():
             self.env[f"{svc.upper()}_PORT"] = str(port)
-        self.env.update(GATEWAY_PORT=str(self.gateway_port),
+        self.env.update(GATEWAY_PORT=str(self.gateway_port), NGINX=NGINX,
                         AUTH_JWKS_URL=f"http://127.0.0.1:{self.ports['auth']}"
                                       "/auth/.well-known/jwks.json",
-                        WEB_CONCURRENCY="2")
-        self.procs: list[ServiceProcess] = []
+                        WEB_CONCURRENCY="2", READY_TIMEOUT="60", STOP_TIMEOUT="30")
+        self.var = root / "var"
         self.url = f"http://127.0.0.1:{self.gateway_port}"
+        self.runner: LocalSystem | None = None
 
     def start(self) -> None:
-        logs = self.root / "var" / "log"
-        for svc, port in self.ports.items():
-            prom = self.root / "var" / "prometheus" / svc
-            prom.mkdir(parents=True, exist_ok=True)
-            web_env = {**self.env, "BIND": f"127.0.0.1:{port}",
-                       "PROMETHEUS_MULTIPROC_DIR": str(prom)}
-            self.procs.append(ServiceProcess(
-                [str(Path(PYTHON).parent / "gunicorn"), "--config",
-                 str(ROOT / "deploy" / "gunicorn.conf.py"), f"services.{svc}.app:create_app()"],
-                web_env, logs / f"{svc}-web.log").start())
-            self.procs.append(ServiceProcess([PYTHON, "-m", f"services.{svc}.worker"], self.env,
-                                             logs / f"{svc}-worker.log").start())
-        subprocess.run([PYTHON, str(ROOT / "deploy" / "render_nginx.py"), "local",
-                        "--root", str(self.root)], env=self.env, check=True)
-        for sub in ("run", "nginx"):
-            (self.root / "var" / sub).mkdir(parents=True, exist_ok=True)
-        conf = self.root / "var" / "nginx" / "nginx.conf"
-        subprocess.run([NGINX, "-c", str(conf), "-p", str(self.root / "var" / "nginx")],
-                       env=self.env, check=True, capture_output=True)
-        for svc in SERVICES:
-            wait_for(functools.partial(self._ready, svc), timeout=60,
-                     message=f"{svc} ready", interval=0.2)
-
-    def _ready(self, svc: str) -> bool:
-        for proc in self.procs:
-            if not proc.alive():
-                raise AssertionError(f"{proc.args[-1]} died:\n{proc.log_tail()}")
-        try:
-            return requests.get(f"{self.url}/{svc}/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        self.runner = LocalSystem(environ=self.env, var=self.var)
+        self.runner.start_all()
 
     def stop(self) -> None:
-        pid_file = self.root / "var" / "run" / "nginx.pid"
-        if pid_file.exists():
-            subprocess.run(["kill", "-TERM", pid_file.read_text().strip()], check=False)
-        for proc in self.procs:
-            proc.terminate()
+        if self.runner is not None:
+            self.runner.stop_all([])
 
 
 @pytest.fixture(scope="module")
