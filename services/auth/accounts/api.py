@@ -55,8 +55,7 @@ def _bearer_claims() -> Claims | None:
 @blp.alt_response(409, description="An account with this email already exists")
 def register(body: dict[str, Any]) -> User:
     """Create an account with an email and a password"""
-    with unit_of_work() as uow:
-        return usecases.register(uow, **body)
+    return usecases.register(unit_of_work(), **body)
 
 
 @blp.route("/login", methods=["POST"])
@@ -69,9 +68,8 @@ def login(body: dict[str, Any]) -> usecases.Login:
     """Log in: a short-lived access token and a session token to refresh it"""
     client = throttle.client_address(request.headers.get("X-Forwarded-For"),
                                      request.remote_addr)
-    with unit_of_work() as uow:
-        return usecases.login(uow, tokens=tokens(), client=client,
-                              limits=throttle.Limits.from_env(), **body)
+    return usecases.login(unit_of_work(), tokens=tokens(), client=client,
+                          limits=throttle.Limits.from_env(), **body)
 
 
 @blp.route("/refresh", methods=["POST"])
@@ -80,8 +78,7 @@ def login(body: dict[str, Any]) -> usecases.Login:
 @blp.alt_response(401, description="The session is unknown or has expired")
 def refresh(body: dict[str, Any]) -> AccessToken:
     """A new access token for a live session"""
-    with unit_of_work() as uow:
-        return usecases.refresh(uow, tokens=tokens(), **body)
+    return usecases.refresh(unit_of_work(), tokens=tokens(), **body)
 
 
 @blp.route("/logout", methods=["POST"])
@@ -93,10 +90,9 @@ def logout(body: dict[str, Any]) -> None:
     claims = _bearer_claims()
     if not body.get("session_token") and claims is None:
         raise Unauthorized("Send the session token or a bearer access token")
-    with unit_of_work() as uow:
-        usecases.logout(uow, session_token=body.get("session_token"),
-                        user_id=claims.user_id if claims else None,
-                        session_id=claims.session_id if claims else None)
+    usecases.logout(unit_of_work(), session_token=body.get("session_token"),
+                    user_id=claims.user_id if claims else None,
+                    session_id=claims.session_id if claims else None)
 
 
 @blp.route("/logout-all", methods=["POST"])
@@ -105,8 +101,7 @@ def logout(body: dict[str, Any]) -> None:
 @authenticated
 def logout_all() -> None:
     """End every session of mine, on every device"""
-    with unit_of_work() as uow:
-        usecases.logout_all(uow, user_id=current_user_id())
+    usecases.logout_all(unit_of_work(), user_id=current_user_id())
 
 
 @blp.route("/me")
@@ -117,31 +112,27 @@ class Me(MethodView):
     @blp.doc(security=SECURITY)
     def get(self) -> User:
         """My profile, private fields included"""
-        with unit_of_work() as uow:
-            return usecases.get_me(uow.session, user_id=current_user_id())
+        return usecases.get_me(unit_of_work(), user_id=current_user_id())
 
     @blp.arguments(ProfileUpdateSchema)
     @blp.response(200, ProfileSchema)
     @blp.doc(security=SECURITY)
     def patch(self, body: dict[str, Any]) -> User:
         """Change my career profile (the score and counters are not mine to set)"""
-        with unit_of_work() as uow:
-            return usecases.update_me(uow, user_id=current_user_id(), **body)
+        return usecases.update_me(unit_of_work(), user_id=current_user_id(), **body)
 
     @blp.response(204)
     @blp.doc(security=SECURITY)
     def delete(self) -> None:
         """Delete my account and, through the auth.user.deleted event, all my data"""
-        with unit_of_work() as uow:
-            usecases.delete_me(uow, user_id=current_user_id())
+        usecases.delete_me(unit_of_work(), user_id=current_user_id())
 
 
 @blp.route("/users/<user_id>")
 @blp.response(200, PublicProfileSchema)
 def public_profile(user_id: str) -> User:
     """A user's public profile"""
-    with unit_of_work() as uow:
-        return usecases.get_public_profile(uow.session, user_id=user_id)
+    return usecases.get_public_profile(unit_of_work(), user_id=user_id)
 
 
 @blp.route("/.well-known/jwks.json")

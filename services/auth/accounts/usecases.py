@@ -1,6 +1,9 @@
 """What the accounts feature does: register, log in, refresh, log out, my profile, public
 profiles. Plain functions of a unit of work; no Flask.
 
+Each takes a unit of work it has not entered, opens it and commits it (the transaction rule
+of shared/db.py); reads open it read-only.
+
 Every change another service cares about (a profile registered, changed or deleted) records
 its event in the same transaction. Failed logins all look the same, whatever failed.
 """
@@ -37,17 +40,18 @@ class Login:
 def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = None) -> User:
     email = users.normalize_email(email)
     passwords.check_policy(password, email=email)
-    if uow.session.scalars(select(User.id).where(User.email == email)).first():
-        raise Conflict("An account with this email already exists")
-    user = User(email=email, name=name, password=passwords.hash_password(password))
-    uow.session.add(user)
-    try:
-        uow.session.flush()
-    except IntegrityError as exc:  # a concurrent registration won the race
-        raise Conflict("An account with this email already exists") from exc
-    uow.publish("auth.user.registered", users.public_profile(user))
-    queue_verification(uow.session, user)
-    uow.commit()
+    with uow:
+        if uow.session.scalars(select(User.id).where(User.email == email)).first():
+            raise Conflict("An account with this email already exists")
+        user = User(email=email, name=name, password=passwords.hash_password(password))
+        uow.session.add(user)
+        try:
+            uow.session.flush()
+        except IntegrityError as exc:  # a concurrent registration won the race
+            raise Conflict("An account with this email already exists") from exc
+        uow.publish("auth.user.registered", users.public_profile(user))
+        queue_verification(uow.session, user)
+        uow.commit()
     return user
 
 
@@ -58,45 +62,48 @@ def login(
     password: str,
     tokens: TokenIssuer,
     client: str,
-    limits: throttle.Limits | None = None,
+    limits: throttle.Limits,
 ) -> Login:
     """Unknown email, wrong password and password-less (OAuth) user fail alike, in like time.
 
-    The attempt is counted (and committed) before the password is checked, so a worker
-    dying mid-hash still counts it and parallel guesses cannot outrun the limit.
+    The one exception to the transaction rule (shared/db.py): the attempt is committed
+    before the password is checked, so a worker dying mid-hash still counts it, parallel
+    guesses cannot outrun the limit, and a failure that rolls back keeps it counted.
     """
     email = users.normalize_email(email)
-    throttle.take_attempt(uow.session, email=email, client=client,
-                          limits=limits or throttle.Limits())
-    uow.commit()
-    user = uow.session.scalars(select(User).where(User.email == email)).first()
-    stored = user.password if user is not None else None
-    matched = passwords.verify_password(stored, password)  # always hashes, even for no one
-    if user is None or not matched:
-        raise Unauthorized(BAD_CREDENTIALS)
-    throttle.give_back(uow.session, email=email, client=client)
-    if stored and passwords.needs_rehash(stored):
-        user.password = passwords.hash_password(password)  # parameters raised since: upgrade
-    secret = new_secret()
-    session = UserSession(user_id=user.id, session_token=secret_hash(secret),
-                      expires=tokens.session_expiry(utcnow()))
-    uow.session.add(session)
-    uow.session.flush()
-    uow.commit()
+    with uow:
+        throttle.take_attempt(uow.session, email=email, client=client, limits=limits)
+        uow.commit()  # the documented exception: the attempt counts whatever follows
+        user = uow.session.scalars(select(User).where(User.email == email)).first()
+        stored = user.password if user is not None else None
+        matched = passwords.verify_password(stored, password)  # always hashes, even for no one
+        if user is None or not matched:
+            raise Unauthorized(BAD_CREDENTIALS)
+        throttle.give_back(uow.session, email=email, client=client)
+        if stored and passwords.needs_rehash(stored):
+            user.password = passwords.hash_password(password)  # parameters raised: upgrade
+        secret = new_secret()
+        session = UserSession(user_id=user.id, session_token=secret_hash(secret),
+                              expires=tokens.session_expiry(utcnow()))
+        uow.session.add(session)
+        uow.session.flush()
+        uow.commit()
     return Login(tokens.access_token(user_id=user.id, session_id=session.id), secret,
                  session.expires, user)
 
 
 def refresh(uow: UnitOfWork, *, session_token: str, tokens: TokenIssuer) -> AccessToken:
-    """Looked up by the token's hash: no secret is ever compared in Python."""
-    session = uow.session.scalars(
-        select(UserSession).where(UserSession.session_token == secret_hash(session_token))).first()
-    if session is None:
-        raise Unauthorized(BAD_SESSION)
-    if session.expires <= utcnow():
-        uow.session.delete(session)
-        uow.commit()
-        raise Unauthorized(BAD_SESSION)
+    """Looked up by the token's hash: no secret is ever compared in Python. An expired
+    session found on the way is deleted."""
+    with uow:
+        session = uow.session.scalars(select(UserSession).where(
+            UserSession.session_token == secret_hash(session_token))).first()
+        if session is None:
+            raise Unauthorized(BAD_SESSION)
+        if session.expires <= utcnow():
+            uow.session.delete(session)
+            uow.commit()
+            raise Unauthorized(BAD_SESSION)
     return tokens.access_token(user_id=session.user_id, session_id=session.id)
 
 
@@ -108,13 +115,14 @@ def logout(
     session_id: str | None = None,
 ) -> None:
     """End one session, named by its secret or by an access token's (sub, sid); idempotent."""
-    if session_token:
-        uow.session.execute(
-            delete(UserSession).where(UserSession.session_token == secret_hash(session_token)))
-    elif user_id and session_id:
-        uow.session.execute(
-            delete(UserSession).where(UserSession.id == session_id, UserSession.user_id == user_id))
-    uow.commit()
+    with uow:
+        if session_token:
+            uow.session.execute(delete(UserSession).where(
+                UserSession.session_token == secret_hash(session_token)))
+        elif user_id and session_id:
+            uow.session.execute(delete(UserSession).where(
+                UserSession.id == session_id, UserSession.user_id == user_id))
+        uow.commit()
 
 
 def logout_all(uow: UnitOfWork, *, user_id: str) -> None:
@@ -122,8 +130,9 @@ def logout_all(uow: UnitOfWork, *, user_id: str) -> None:
 
     Access tokens already handed out stay valid until they expire, minutes at most.
     """
-    uow.session.execute(delete(UserSession).where(UserSession.user_id == user_id))
-    uow.commit()
+    with uow:
+        uow.session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+        uow.commit()
 
 
 def _user(session: Session, user_id: str, *, lock: bool = False) -> User:
@@ -136,23 +145,27 @@ def _user(session: Session, user_id: str, *, lock: bool = False) -> User:
     return user
 
 
-def get_me(session: Session, *, user_id: str) -> User:
-    return _user(session, user_id)
+def get_me(uow: UnitOfWork, *, user_id: str) -> User:
+    with uow.read_only():
+        return _user(uow.session, user_id)
 
 
-def get_public_profile(session: Session, *, user_id: str) -> User:
-    return _user(session, user_id)
+def get_public_profile(uow: UnitOfWork, *, user_id: str) -> User:
+    with uow.read_only():
+        return _user(uow.session, user_id)
 
 
 def update_me(uow: UnitOfWork, *, user_id: str, **changes: Any) -> User:
-    user = _user(uow.session, user_id, lock=True)
-    users.change_profile(uow, user, changes)
-    uow.commit()
+    with uow:
+        user = _user(uow.session, user_id, lock=True)
+        users.change_profile(uow, user, changes)
+        uow.commit()
     return user
 
 
 def delete_me(uow: UnitOfWork, *, user_id: str) -> None:
     """My account and everything of mine, here (cascade) and elsewhere (the event)."""
-    _user(uow.session, user_id, lock=True)
-    users.delete_user(uow, user_id)
-    uow.commit()
+    with uow:
+        _user(uow.session, user_id, lock=True)
+        users.delete_user(uow, user_id)
+        uow.commit()

@@ -71,33 +71,29 @@ def never_cache(response: Response) -> Response:
 @adapter_blp.alt_response(409, description="A user with this email already exists")
 def create_user(body: dict[str, Any]) -> User:
     """createUser: a password-less user; announced as auth.user.registered"""
-    with unit_of_work() as uow:
-        return usecases.create_user(uow, **body)
+    return usecases.create_user(unit_of_work(), **body)
 
 
 @adapter_blp.route("/users/<user_id>", methods=["GET"])
 @adapter_blp.response(200, AdapterUserSchema)
 def get_user(user_id: str) -> User | None:
     """getUser: the user, or null"""
-    with unit_of_work() as uow:
-        return usecases.get_user(uow.session, user_id=user_id)
+    return usecases.get_user(unit_of_work(), user_id=user_id)
 
 
 @adapter_blp.route("/users/by-email/<path:email>", methods=["GET"])
 @adapter_blp.response(200, AdapterUserSchema)
 def get_user_by_email(email: str) -> User | None:
     """getUserByEmail: the user, or null (emails compare case-insensitively)"""
-    with unit_of_work() as uow:
-        return usecases.get_user_by_email(uow.session, email=email)
+    return usecases.get_user_by_email(unit_of_work(), email=email)
 
 
 @adapter_blp.route("/users/by-account/<provider>/<path:provider_account_id>", methods=["GET"])
 @adapter_blp.response(200, AdapterUserSchema)
 def get_user_by_account(provider: str, provider_account_id: str) -> User | None:
     """getUserByAccount: the user the provider account is linked to, or null"""
-    with unit_of_work() as uow:
-        return usecases.get_user_by_account(uow.session, provider=provider,
-                                           provider_account_id=provider_account_id)
+    return usecases.get_user_by_account(unit_of_work(), provider=provider,
+                                        provider_account_id=provider_account_id)
 
 
 @adapter_blp.route("/users/<user_id>", methods=["PATCH"])
@@ -106,16 +102,14 @@ def get_user_by_account(provider: str, provider_account_id: str) -> User | None:
 @adapter_blp.alt_response(404, description="No such user")
 def update_user(body: dict[str, Any], user_id: str) -> User:
     """updateUser: change name, email, emailVerified or image; announced as auth.user.updated"""
-    with unit_of_work() as uow:
-        return usecases.update_user(uow, user_id=user_id, **body)
+    return usecases.update_user(unit_of_work(), user_id=user_id, **body)
 
 
 @adapter_blp.route("/users/<user_id>", methods=["DELETE"])
 @adapter_blp.response(200, AdapterUserSchema)
 def delete_user(user_id: str) -> User | None:
     """deleteUser: the user and their accounts and sessions go, as with DELETE /auth/me"""
-    with unit_of_work() as uow:
-        return usecases.delete_user(uow, user_id=user_id)
+    return usecases.delete_user(unit_of_work(), user_id=user_id)
 
 
 # -- accounts ------------------------------------------------------------------------------
@@ -127,26 +121,23 @@ def delete_user(user_id: str) -> User | None:
 @adapter_blp.alt_response(409, description="This provider account is already linked")
 def link_account(body: dict[str, Any]) -> Account:
     """linkAccount: link a provider account to the user named by userId"""
-    with unit_of_work() as uow:
-        return usecases.link_account(uow, **body)
+    return usecases.link_account(unit_of_work(), **body)
 
 
 @adapter_blp.route("/accounts/<provider>/<path:provider_account_id>", methods=["GET"])
 @adapter_blp.response(200, AdapterAccountSchema)
 def get_account(provider: str, provider_account_id: str) -> Account | None:
     """getAccount: the provider account, or null"""
-    with unit_of_work() as uow:
-        return usecases.get_account(uow.session, provider=provider,
-                                   provider_account_id=provider_account_id)
+    return usecases.get_account(unit_of_work(), provider=provider,
+                                provider_account_id=provider_account_id)
 
 
 @adapter_blp.route("/accounts/<provider>/<path:provider_account_id>", methods=["DELETE"])
 @adapter_blp.response(200, AdapterAccountSchema)
 def unlink_account(provider: str, provider_account_id: str) -> Account | None:
     """unlinkAccount: the unlinked account, or null if it was not linked"""
-    with unit_of_work() as uow:
-        return usecases.unlink_account(uow, provider=provider,
-                                      provider_account_id=provider_account_id)
+    return usecases.unlink_account(unit_of_work(), provider=provider,
+                                   provider_account_id=provider_account_id)
 
 
 # -- sessions: the token is a secret, so it goes in the body -------------------------------
@@ -158,8 +149,7 @@ def unlink_account(provider: str, provider_account_id: str) -> Account | None:
 @adapter_blp.alt_response(409, description="A session with this token already exists")
 def create_session(body: dict[str, Any]) -> usecases.AdapterSession:
     """createSession: store a session under the token Auth.js generated (hashed)"""
-    with unit_of_work() as uow:
-        return usecases.create_session(uow, **body)
+    return usecases.create_session(unit_of_work(), **body)
 
 
 @adapter_blp.route("/sessions/lookup", methods=["POST"])
@@ -167,8 +157,7 @@ def create_session(body: dict[str, Any]) -> usecases.AdapterSession:
 @adapter_blp.response(200, AdapterSessionAndUserSchema)
 def get_session_and_user(body: dict[str, Any]) -> usecases.SessionAndUser | None:
     """getSessionAndUser: the session and its user, or null (expired ones too)"""
-    with unit_of_work() as uow:
-        return usecases.get_session_and_user(uow.session, **body)
+    return usecases.get_session_and_user(unit_of_work(), **body)
 
 
 @adapter_blp.route("/sessions/update", methods=["POST"])
@@ -176,8 +165,7 @@ def get_session_and_user(body: dict[str, Any]) -> usecases.SessionAndUser | None
 @adapter_blp.response(200, AdapterSessionSchema)
 def update_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
     """updateSession: change expires (or userId), or null if there is no such session"""
-    with unit_of_work() as uow:
-        return usecases.update_session(uow, **body)
+    return usecases.update_session(unit_of_work(), **body)
 
 
 @adapter_blp.route("/sessions/delete", methods=["POST"])
@@ -185,8 +173,7 @@ def update_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
 @adapter_blp.response(200, AdapterSessionSchema)
 def delete_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
     """deleteSession: the deleted session, or null if there was none"""
-    with unit_of_work() as uow:
-        return usecases.delete_session(uow, **body)
+    return usecases.delete_session(unit_of_work(), **body)
 
 
 # -- verification tokens -------------------------------------------------------------------
@@ -198,8 +185,7 @@ def delete_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
 @adapter_blp.alt_response(409, description="This verification token already exists")
 def create_verification_token(body: dict[str, Any]) -> usecases.IssuedToken:
     """createVerificationToken: store the token (hashed) for its identifier"""
-    with unit_of_work() as uow:
-        return usecases.create_verification_token(uow, **body)
+    return usecases.create_verification_token(unit_of_work(), **body)
 
 
 @adapter_blp.route("/verification-tokens/use", methods=["POST"])
@@ -207,5 +193,4 @@ def create_verification_token(body: dict[str, Any]) -> usecases.IssuedToken:
 @adapter_blp.response(200, AdapterVerificationTokenSchema)
 def use_verification_token(body: dict[str, Any]) -> usecases.IssuedToken | None:
     """useVerificationToken: the token, deleted as it is returned; null on a second use"""
-    with unit_of_work() as uow:
-        return usecases.use_verification_token(uow, **body)
+    return usecases.use_verification_token(unit_of_work(), **body)

@@ -1,4 +1,6 @@
-"""What the Auth.js adapter does: one plain function per adapter method, no Flask.
+"""What the Auth.js adapter does: one plain function per adapter method, no Flask. Each
+opens and commits the unit of work it is given (reads open it read-only); the users rules
+it shares with the rest of auth (`services.auth.users`) only flush.
 
 Each keeps the method's own semantics (a lookup that finds nothing returns None, as Auth.js
 expects) and does what it is told: it never links an account to a user by email on its own.
@@ -56,10 +58,10 @@ class IssuedToken:
     expires: datetime
 
 
-def _flush(uow: UnitOfWork, *, conflict: str) -> None:
+def _flush(session: Session, *, conflict: str) -> None:
     """Flush, telling a vanished owner (422) from a duplicate (409)."""
     try:
-        uow.session.flush()
+        session.flush()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
             raise Invalid(NO_SUCH_USER) from exc
@@ -73,6 +75,10 @@ def _email_taken(session: Session, email: str, *, other_than: str | None = None)
     return session.scalars(query).first() is not None
 
 
+def _locked_user(session: Session, user_id: str) -> User | None:
+    return session.scalars(select(User).where(User.id == user_id).with_for_update()).first()
+
+
 # -- users ---------------------------------------------------------------------------------
 
 
@@ -83,65 +89,69 @@ def create_user(uow: UnitOfWork, *, email: str, name: str | None = None,
     The id is ours (a cuid), whatever id Auth.js proposed, as the Prisma adapter does.
     """
     email = users.normalize_email(email)
-    if _email_taken(uow.session, email):
-        raise Conflict("A user with this email already exists")
-    user = User(email=email, name=name, image=image, email_verified=email_verified,
-                verified=email_verified is not None)
-    uow.session.add(user)
-    _flush(uow, conflict="A user with this email already exists")
-    uow.publish("auth.user.registered", users.public_profile(user))
-    uow.commit()
+    with uow:
+        if _email_taken(uow.session, email):
+            raise Conflict("A user with this email already exists")
+        user = User(email=email, name=name, image=image, email_verified=email_verified,
+                    verified=email_verified is not None)
+        uow.session.add(user)
+        _flush(uow.session, conflict="A user with this email already exists")
+        uow.publish("auth.user.registered", users.public_profile(user))
+        uow.commit()
     return user
 
 
-def get_user(session: Session, *, user_id: str) -> User | None:
-    return session.get(User, user_id)
+def get_user(uow: UnitOfWork, *, user_id: str) -> User | None:
+    with uow.read_only():
+        return uow.session.get(User, user_id)
 
 
-def get_user_by_email(session: Session, *, email: str) -> User | None:
+def get_user_by_email(uow: UnitOfWork, *, email: str) -> User | None:
     normalized = users.normalize_email(email)
-    return session.scalars(select(User).where(User.email == normalized)).first()
+    with uow.read_only():
+        return uow.session.scalars(select(User).where(User.email == normalized)).first()
 
 
-def get_user_by_account(session: Session, *, provider: str,
+def get_user_by_account(uow: UnitOfWork, *, provider: str,
                         provider_account_id: str) -> User | None:
-    return session.scalars(
-        select(User).join(Account, Account.user_id == User.id)
-        .where(Account.provider == provider,
-               Account.provider_account_id == provider_account_id)).first()
+    with uow.read_only():
+        return uow.session.scalars(
+            select(User).join(Account, Account.user_id == User.id)
+            .where(Account.provider == provider,
+                   Account.provider_account_id == provider_account_id)).first()
 
 
 def update_user(uow: UnitOfWork, *, user_id: str, **changes: Any) -> User:
     """Email fields change here; the profile (name, image) through `users.change_profile`,
     so auth.user.updated is announced by the one rule auth has for it."""
-    user = uow.session.scalars(
-        select(User).where(User.id == user_id).with_for_update()).first()
-    if user is None:
-        raise NotFound("No such user")
-    if "email" in changes:
-        email = users.normalize_email(changes.pop("email"))
-        if email != user.email:
-            if _email_taken(uow.session, email, other_than=user_id):
-                raise Conflict("A user with this email already exists")
-            user.email = email
-    if "email_verified" in changes:
-        user.email_verified = changes.pop("email_verified")
-        user.verified = user.email_verified is not None
-    _flush(uow, conflict="A user with this email already exists")
-    users.change_profile(uow, user, changes)
-    uow.commit()
+    with uow:
+        user = _locked_user(uow.session, user_id)
+        if user is None:
+            raise NotFound("No such user")
+        if "email" in changes:
+            email = users.normalize_email(changes.pop("email"))
+            if email != user.email:
+                if _email_taken(uow.session, email, other_than=user_id):
+                    raise Conflict("A user with this email already exists")
+                user.email = email
+        if "email_verified" in changes:
+            user.email_verified = changes.pop("email_verified")
+            user.verified = user.email_verified is not None
+        _flush(uow.session, conflict="A user with this email already exists")
+        users.change_profile(uow, user, changes)
+        uow.commit()
     return user
 
 
 def delete_user(uow: UnitOfWork, *, user_id: str) -> User | None:
     """As DELETE /auth/me (`users.delete_user`: cascade, tombstone, auth.user.deleted);
     returns the user as it was, or None if there was none, so a retried call is harmless."""
-    user = uow.session.scalars(
-        select(User).where(User.id == user_id).with_for_update()).first()
-    if user is None:
-        return None
-    users.delete_user(uow, user_id)
-    uow.commit()
+    with uow:
+        user = _locked_user(uow.session, user_id)
+        if user is None:
+            return None
+        users.delete_user(uow, user_id)
+        uow.commit()
     return user
 
 
@@ -153,11 +163,12 @@ def link_account(uow: UnitOfWork, *, user_id: str, provider: str, provider_accou
     unknown = set(fields) - set(ACCOUNT_FIELDS)
     if unknown:
         raise TypeError(f"not an account field: {sorted(unknown)}")
-    account = Account(user_id=user_id, provider=provider,
-                      provider_account_id=provider_account_id, **fields)
-    uow.session.add(account)
-    _flush(uow, conflict="This provider account is already linked")
-    uow.commit()
+    with uow:
+        account = Account(user_id=user_id, provider=provider,
+                          provider_account_id=provider_account_id, **fields)
+        uow.session.add(account)
+        _flush(uow.session, conflict="This provider account is already linked")
+        uow.commit()
     return account
 
 
@@ -165,17 +176,19 @@ def _account_is(provider: str, provider_account_id: str) -> ColumnElement[bool]:
     return and_(Account.provider == provider, Account.provider_account_id == provider_account_id)
 
 
-def get_account(session: Session, *, provider: str, provider_account_id: str) -> Account | None:
-    return session.scalars(
-        select(Account).where(_account_is(provider, provider_account_id))).first()
+def get_account(uow: UnitOfWork, *, provider: str, provider_account_id: str) -> Account | None:
+    with uow.read_only():
+        return uow.session.scalars(
+            select(Account).where(_account_is(provider, provider_account_id))).first()
 
 
 def unlink_account(uow: UnitOfWork, *, provider: str,
                    provider_account_id: str) -> Account | None:
-    account = uow.session.scalars(
-        delete(Account).where(_account_is(provider, provider_account_id))
-        .returning(Account)).first()
-    uow.commit()
+    with uow:
+        account = uow.session.scalars(
+            delete(Account).where(_account_is(provider, provider_account_id))
+            .returning(Account)).first()
+        uow.commit()
     return account
 
 
@@ -186,26 +199,23 @@ def _as_seen(session: UserSession, token: str) -> AdapterSession:
     return AdapterSession(session.id, token, session.user_id, session.expires)
 
 
-def _session(db_session: Session, token: str, *, lock: bool = False) -> UserSession | None:
-    query = select(UserSession).where(UserSession.session_token == secret_hash(token))
-    return db_session.scalars(query.with_for_update() if lock else query).first()
-
-
 def create_session(uow: UnitOfWork, *, session_token: str, user_id: str,
                    expires: datetime) -> AdapterSession:
-    session = UserSession(session_token=secret_hash(session_token), user_id=user_id,
-                      expires=expires)
-    uow.session.add(session)
-    _flush(uow, conflict="A session with this token already exists")
-    uow.commit()
+    with uow:
+        session = UserSession(session_token=secret_hash(session_token), user_id=user_id,
+                              expires=expires)
+        uow.session.add(session)
+        _flush(uow.session, conflict="A session with this token already exists")
+        uow.commit()
     return _as_seen(session, session_token)
 
 
-def get_session_and_user(db_session: Session, *, session_token: str) -> SessionAndUser | None:
+def get_session_and_user(uow: UnitOfWork, *, session_token: str) -> SessionAndUser | None:
     """Expired sessions too: Auth.js checks `expires` itself and then deletes the session."""
-    row = db_session.execute(
-        select(UserSession, User).join(User, User.id == UserSession.user_id)
-        .where(UserSession.session_token == secret_hash(session_token))).first()
+    with uow.read_only():
+        row = uow.session.execute(
+            select(UserSession, User).join(User, User.id == UserSession.user_id)
+            .where(UserSession.session_token == secret_hash(session_token))).first()
     if row is None:
         return None
     session, user = row
@@ -214,23 +224,26 @@ def get_session_and_user(db_session: Session, *, session_token: str) -> SessionA
 
 def update_session(uow: UnitOfWork, *, session_token: str, expires: datetime | None = None,
                    user_id: str | None = None) -> AdapterSession | None:
-    session = _session(uow.session, session_token, lock=True)
-    if session is None:
-        return None
-    if expires is not None:
-        session.expires = expires
-    if user_id is not None:
-        session.user_id = user_id
-    _flush(uow, conflict="The session could not be updated")
-    uow.commit()
+    with uow:
+        session = uow.session.scalars(select(UserSession).where(
+            UserSession.session_token == secret_hash(session_token)).with_for_update()).first()
+        if session is None:
+            return None
+        if expires is not None:
+            session.expires = expires
+        if user_id is not None:
+            session.user_id = user_id
+        _flush(uow.session, conflict="The session could not be updated")
+        uow.commit()
     return _as_seen(session, session_token)
 
 
 def delete_session(uow: UnitOfWork, *, session_token: str) -> AdapterSession | None:
-    session = uow.session.scalars(
-        delete(UserSession).where(UserSession.session_token == secret_hash(session_token))
-        .returning(UserSession)).first()
-    uow.commit()
+    with uow:
+        session = uow.session.scalars(
+            delete(UserSession).where(UserSession.session_token == secret_hash(session_token))
+            .returning(UserSession)).first()
+        uow.commit()
     return _as_seen(session, session_token) if session else None
 
 
@@ -239,10 +252,11 @@ def delete_session(uow: UnitOfWork, *, session_token: str) -> AdapterSession | N
 
 def create_verification_token(uow: UnitOfWork, *, identifier: str, token: str,
                               expires: datetime) -> IssuedToken:
-    uow.session.add(VerificationToken(identifier=identifier, token=secret_hash(token),
-                                      expires=expires))
-    _flush(uow, conflict="This verification token already exists")
-    uow.commit()
+    with uow:
+        uow.session.add(VerificationToken(identifier=identifier, token=secret_hash(token),
+                                          expires=expires))
+        _flush(uow.session, conflict="This verification token already exists")
+        uow.commit()
     return IssuedToken(identifier, token, expires)
 
 
@@ -251,10 +265,11 @@ def use_verification_token(uow: UnitOfWork, *, identifier: str, token: str) -> I
 
     An expired token is returned (and gone) all the same: Auth.js checks `expires` itself.
     """
-    expires = uow.session.scalars(
-        delete(VerificationToken)
-        .where(VerificationToken.identifier == identifier,
-               VerificationToken.token == secret_hash(token))
-        .returning(VerificationToken.expires)).first()
-    uow.commit()
+    with uow:
+        expires = uow.session.scalars(
+            delete(VerificationToken)
+            .where(VerificationToken.identifier == identifier,
+                   VerificationToken.token == secret_hash(token))
+            .returning(VerificationToken.expires)).first()
+        uow.commit()
     return IssuedToken(identifier, token, expires) if expires is not None else None

@@ -33,8 +33,7 @@ VERIFICATION_RESENT = {"message": "If your email is not yet verified, a new link
 @recovery_blp.alt_response(400, description="The link is invalid, expired or already used")
 def verify_email(body: dict[str, Any]) -> None:
     """Confirm my email address with the link from the verification mail"""
-    with unit_of_work() as uow:
-        usecases.verify_email(uow, token=body["token"])
+    usecases.verify_email(unit_of_work(), token=body["token"])
 
 
 @recovery_blp.route("/verify-email/resend", methods=["POST"])
@@ -43,8 +42,7 @@ def verify_email(body: dict[str, Any]) -> None:
 @recovery_blp.doc(security=SECURITY)
 def resend_verification() -> dict[str, str]:
     """Mail me a new verification link (at most one a minute)"""
-    with unit_of_work() as uow:
-        usecases.resend_verification(uow, user_id=current_user_id())
+    usecases.resend_verification(unit_of_work(), user_id=current_user_id())
     return VERIFICATION_RESENT
 
 
@@ -53,8 +51,7 @@ def resend_verification() -> dict[str, str]:
 @recovery_blp.response(202, AcceptedSchema)
 def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
     """Mail a password reset link, valid one hour, if the account exists"""
-    with unit_of_work() as uow:
-        usecases.request_password_reset(uow, email=body["email"])
+    usecases.request_password_reset(unit_of_work(), email=body["email"])
     return RESET_REQUESTED
 
 
@@ -64,8 +61,8 @@ def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
 @recovery_blp.alt_response(400, description="The link is invalid, expired or already used")
 def confirm_password_reset(body: dict[str, Any]) -> None:
     """Set a new password with the reset link; ends every session of the account"""
-    with unit_of_work() as uow:
-        usecases.confirm_password_reset(uow, token=body["token"], password=body["password"])
+    usecases.confirm_password_reset(unit_of_work(), token=body["token"],
+                                    password=body["password"])
 
 
 @recovery_blp.route("/me/password", methods=["POST"])
@@ -77,7 +74,6 @@ def change_password(body: dict[str, Any]) -> None:
     """Change my password; ends my other sessions (this one stays)"""
     client = throttle.client_address(request.headers.get("X-Forwarded-For"),
                                      request.remote_addr)
-    with unit_of_work() as uow:
-        usecases.change_password(uow, user_id=current_user_id(),
-                                 session_id=g.claims.session_id, client=client,
-                                 limits=throttle.Limits.from_env(), **body)
+    usecases.change_password(unit_of_work(), user_id=current_user_id(),
+                             session_id=g.claims.session_id, client=client,
+                             limits=throttle.Limits.from_env(), **body)

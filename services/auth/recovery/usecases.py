@@ -1,5 +1,6 @@
 """Proving an email address and getting back into an account: verification links,
-password resets, password changes. Plain functions of a unit of work; no Flask.
+password resets, password changes. Plain functions of a unit of work (each opens and
+commits the one it is given); no Flask.
 
 Links carry a 256-bit secret from `secrets`; only its SHA-256 is stored, and a link is
 redeemed by one conditional statement (UPDATE/DELETE ... RETURNING), so of any number of
@@ -58,112 +59,117 @@ def _locked_user(session: Session, user_id: str) -> User | None:
 
 
 def verify_email(uow: UnitOfWork, *, token: str) -> None:
-    identifier = uow.session.scalar(
-        delete(VerificationToken)
-        .where(VerificationToken.token == secret_hash(token),
-               VerificationToken.expires > func.now(),
-               VerificationToken.identifier.startswith(VERIFY_PREFIX, autoescape=True))
-        .returning(VerificationToken.identifier))
-    if identifier is None:
-        raise InvalidLink()
-    user_id, _, email = identifier.removeprefix(VERIFY_PREFIX).partition(":")
-    user = _locked_user(uow.session, user_id)
-    if user is None or user.email != email:  # gone, or the link went to another address
-        raise InvalidLink()
-    _mark_verified(user)
-    uow.session.execute(delete(VerificationToken).where(
-        VerificationToken.identifier == identifier_of(user)))  # its siblings are moot now
-    uow.commit()
+    with uow:
+        identifier = uow.session.scalar(
+            delete(VerificationToken)
+            .where(VerificationToken.token == secret_hash(token),
+                   VerificationToken.expires > func.now(),
+                   VerificationToken.identifier.startswith(VERIFY_PREFIX, autoescape=True))
+            .returning(VerificationToken.identifier))
+        if identifier is None:
+            raise InvalidLink()
+        user_id, _, email = identifier.removeprefix(VERIFY_PREFIX).partition(":")
+        user = _locked_user(uow.session, user_id)
+        if user is None or user.email != email:  # gone, or the link went to another address
+            raise InvalidLink()
+        _mark_verified(user)
+        uow.session.execute(delete(VerificationToken).where(
+            VerificationToken.identifier == identifier_of(user)))  # its siblings are moot now
+        uow.commit()
 
 
 def resend_verification(uow: UnitOfWork, *, user_id: str) -> None:
     """Answered alike whether or not a mail goes out (already verified, or in cooldown)."""
-    user = _locked_user(uow.session, user_id)
-    if user is None or user.verified:
-        return
-    recent = uow.session.scalar(select(exists().where(
-        VerificationToken.identifier == identifier_of(user),
-        VerificationToken.expires > func.now() + VERIFICATION_TTL - MAIL_COOLDOWN)))
-    if not recent:
-        queue_verification(uow.session, user)
-        uow.commit()
+    with uow:
+        user = _locked_user(uow.session, user_id)
+        if user is None or user.verified:
+            return
+        recent = uow.session.scalar(select(exists().where(
+            VerificationToken.identifier == identifier_of(user),
+            VerificationToken.expires > func.now() + VERIFICATION_TTL - MAIL_COOLDOWN)))
+        if not recent:
+            queue_verification(uow.session, user)
+            uow.commit()
 
 
 def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
     """Answered alike for every email: whether an account exists is nobody's business."""
-    user = uow.session.scalars(
-        select(User).where(User.email == normalize_email(email)).with_for_update()).first()
-    if user is None:
-        return
-    recent = uow.session.scalar(select(exists().where(
-        PasswordReset.user_id == user.id, PasswordReset.used.is_(False),
-        PasswordReset.created_at > func.now() - MAIL_COOLDOWN)))
-    if recent:
-        return
-    secret = new_secret()
-    uow.session.execute(insert(PasswordReset).values(
-        user_id=user.id, token=secret_hash(secret), expires_at=func.now() + RESET_TTL))
-    mail.queue_mail(uow.session, to=user.email, subject="Reset your Growth Diary password",
-                    body=(
-        "Someone (hopefully you) asked to reset the password of your Growth Diary account.\n"
-        "To choose a new password, open this link within one hour:\n\n"
-        f"{public_base_url()}/reset-password?token={secret}\n\n"
-        "The link works once. If you did not ask for it, ignore this mail: your password\n"
-        "stays as it is.\n"))
-    uow.commit()
+    with uow:
+        user = uow.session.scalars(
+            select(User).where(User.email == normalize_email(email)).with_for_update()).first()
+        if user is None:
+            return
+        recent = uow.session.scalar(select(exists().where(
+            PasswordReset.user_id == user.id, PasswordReset.used.is_(False),
+            PasswordReset.created_at > func.now() - MAIL_COOLDOWN)))
+        if recent:
+            return
+        secret = new_secret()
+        uow.session.execute(insert(PasswordReset).values(
+            user_id=user.id, token=secret_hash(secret), expires_at=func.now() + RESET_TTL))
+        mail.queue_mail(uow.session, to=user.email, subject="Reset your Growth Diary password",
+                        body=(
+            "Someone (hopefully you) asked to reset the password of your Growth Diary account.\n"
+            "To choose a new password, open this link within one hour:\n\n"
+            f"{public_base_url()}/reset-password?token={secret}\n\n"
+            "The link works once. If you did not ask for it, ignore this mail: your password\n"
+            "stays as it is.\n"))
+        uow.commit()
 
 
 def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str) -> None:
     """Set the new password and end every session and outstanding link of the user."""
     passwords.check_policy(password)  # refuse a bad password before spending the link
-    user_id = uow.session.scalar(
-        update(PasswordReset)
-        .where(PasswordReset.token == secret_hash(token), PasswordReset.used.is_(False),
-               PasswordReset.expires_at > func.now())
-        .values(used=True)
-        .returning(PasswordReset.user_id))
-    if user_id is None:
-        raise InvalidLink()
-    user = _locked_user(uow.session, user_id)
-    if user is None:
-        raise InvalidLink()
-    # Raising here rolls the redemption back too: the link stays good for a second try.
-    passwords.check_policy(password, email=user.email)
-    user.password = passwords.hash_password(password)
-    _mark_verified(user)
-    uow.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    _revoke_links(uow.session, user, verification=True)
-    uow.commit()
+    with uow:
+        user_id = uow.session.scalar(
+            update(PasswordReset)
+            .where(PasswordReset.token == secret_hash(token), PasswordReset.used.is_(False),
+                   PasswordReset.expires_at > func.now())
+            .values(used=True)
+            .returning(PasswordReset.user_id))
+        if user_id is None:
+            raise InvalidLink()
+        user = _locked_user(uow.session, user_id)
+        if user is None:
+            raise InvalidLink()
+        # Raising here rolls the redemption back too: the link stays good for a second try.
+        passwords.check_policy(password, email=user.email)
+        user.password = passwords.hash_password(password)
+        _mark_verified(user)
+        uow.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        _revoke_links(uow.session, user, verification=True)
+        uow.commit()
     log.info("password reset", extra={"user_id": user.id})
 
 
 def change_password(uow: UnitOfWork, *, user_id: str, session_id: str | None,
-                    current_password: str, new_password: str, client: str = "unknown",
-                    limits: throttle.Limits | None = None) -> None:
+                    current_password: str, new_password: str, client: str,
+                    limits: throttle.Limits) -> None:
     """End every other session (the caller's, `session_id`, stays) and any reset link.
 
     Guessing the current password with a stolen access token counts against the same
-    limits as guessing it at login."""
-    user = _locked_user(uow.session, user_id)
-    if user is None:
-        raise NotFound("No such user")
-    passwords.check_policy(new_password, email=user.email, field="newPassword")
-    throttle.take_attempt(uow.session, email=user.email, client=client,
-                          limits=limits or throttle.Limits())
-    uow.commit()  # counted even if this request goes no further
-    user = _locked_user(uow.session, user_id)
-    if user is None:
-        raise NotFound("No such user")
-    if not passwords.verify_password(user.password, current_password):
-        raise Invalid({"currentPassword": ["Does not match your current password."]})
-    throttle.give_back(uow.session, email=user.email, client=client)
-    user.password = passwords.hash_password(new_password)
-    others = delete(UserSession).where(UserSession.user_id == user.id)
-    if session_id:
-        others = others.where(UserSession.id != session_id)
-    uow.session.execute(others)
-    _revoke_links(uow.session, user, verification=False)
-    uow.commit()
+    limits as guessing it at login, and like login's the attempt is committed before the
+    password is checked: the login throttle's exception to the transaction rule."""
+    with uow:
+        user = _locked_user(uow.session, user_id)
+        if user is None:
+            raise NotFound("No such user")
+        passwords.check_policy(new_password, email=user.email, field="newPassword")
+        throttle.take_attempt(uow.session, email=user.email, client=client, limits=limits)
+        uow.commit()  # the documented exception: counted even if this goes no further
+        user = _locked_user(uow.session, user_id)
+        if user is None:
+            raise NotFound("No such user")
+        if not passwords.verify_password(user.password, current_password):
+            raise Invalid({"currentPassword": ["Does not match your current password."]})
+        throttle.give_back(uow.session, email=user.email, client=client)
+        user.password = passwords.hash_password(new_password)
+        others = delete(UserSession).where(UserSession.user_id == user.id)
+        if session_id:
+            others = others.where(UserSession.id != session_id)
+        uow.session.execute(others)
+        _revoke_links(uow.session, user, verification=False)
+        uow.commit()
     log.info("password changed", extra={"user_id": user.id})
 
 
