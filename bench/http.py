@@ -108,6 +108,18 @@ def _proc_kib(path: Path, key: str) -> int:
     raise RuntimeError(f"no {key} in {path}")
 
 
+def _cpu_busy(seconds: float = 1.0) -> float:
+    """Share of all cores' time not idle over `seconds` (/proc/stat)."""
+    def sample() -> tuple[int, int]:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(ticks), ticks[3] + ticks[4]  # total, idle + iowait
+
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def _children(pid: int) -> list[int]:
     kids = []
     for entry in Path("/proc").iterdir():
@@ -316,7 +328,7 @@ def measure_http() -> dict[str, Any]:
     wrk_bin = ensure_binary("wrk", "wrk")
     root = Path(tempfile.mkdtemp(prefix="bench-http-"))
     stack = Stack(root, nginx)
-    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
+    busy = _cpu_busy()  # the machine is shared: how busy it was before we started anything
     try:
         stack.start()
         token = _seed(stack.url)
@@ -335,7 +347,7 @@ def measure_http() -> dict[str, Any]:
         return {"wrk": wrk.describe(), "runs": runs, "top_up": top_up, "served": served,
                 "ratios": _ratios(runs), "memory": _memory(stack),
                 "web_threads": int(BASE_ENV.get("WEB_THREADS") or "4"),  # gunicorn.conf default
-                "loadavg_1m": {"before": load_before, "after": os.getloadavg()[0]}}
+                "cpu_busy_before": busy}
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -363,10 +375,9 @@ def report(result: dict[str, Any]) -> bool:
     """Print every figure, ratio and target; True when every target is met."""
     runs = result["runs"]
     workers = ", ".join(f"{svc} {len(procs)}" for svc, procs in result["memory"].items())
-    load = result["loadavg_1m"]
     print(f"\nhttp through nginx: {result['wrk']}; gunicorn workers: {workers}, "
-          f"{result['web_threads']} threads each; load average {load['before']:.2f} before, "
-          f"{load['after']:.2f} after")
+          f"{result['web_threads']} threads each; CPU {result['cpu_busy_before']:.0%} busy "
+          "(all cores) in the second before the run")
     ok = True
     for name, (path, _) in ENDPOINTS.items():
         r = runs[name]
