@@ -63,8 +63,12 @@ class DeployError(Exception):
 # --- environment ---------------------------------------------------------------------------
 
 
+_INLINE_COMMENT = re.compile(r"\s+#.*$")
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; blanks, comments and `export ` skipped; surrounding quotes removed."""
+    """KEY=VALUE lines, read as python-dotenv reads them for the services: blanks, comments
+    and `export ` skipped, quotes removed, ` # comment` after an unquoted value dropped."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
@@ -78,9 +82,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
         if not sep or not key.isidentifier():
             continue
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
-        values[key] = value
+        closing = value.find(value[0], 1) if value[:1] in ("'", '"') else -1
+        values[key] = value[1:closing] if closing > 0 else _INLINE_COMMENT.sub("", value)
     return values
 
 
@@ -336,7 +339,8 @@ class LocalSystem:
                              f"which now runs something else: left alone")
                 self.pid_file(name).unlink(missing_ok=True)
                 continue
-            os.kill(pid, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):  # it may just have exited
+                os.kill(pid, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
             self.say(f"{name}: stopping (pid {pid})")
             stopping[name] = pid
         deadline = time.monotonic() + self.stop_timeout
@@ -469,7 +473,7 @@ class LocalSystem:
             if self.live_pid(name) != pid:
                 raise self.boot_failure(name, "exited while reloading: the new code did not boot")
             if not children(pid) & old and http_status(
-                    f"http://127.0.0.1:{self.port(svc)}/{svc}/healthz") == "200":
+                    f"http://127.0.0.1:{self.port(svc)}/{svc}/healthz", 1.0) == "200":
                 return
             if time.monotonic() >= deadline:
                 raise self.boot_failure(name, f"reload not done after {self.ready_timeout:g}s")

@@ -128,13 +128,16 @@ def test_dotenv_fills_in_what_the_real_environment_leaves_unset(tmp_path: Path) 
     (tmp_path / ".env").write_text(textwrap.dedent("""\
         # a comment
         export LOG_LEVEL=DEBUG
-        GOALS_PORT="9102"
-        MAIL_DIR='var/elsewhere'
+        GOALS_PORT="9102"  # quoted
+        MAIL_DIR='var/else where'
         WEB_CONCURRENCY=3
+        WEB_THREADS=8 # unquoted, then a comment
         not a setting
     """))
     env = environment(tmp_path, {"WEB_CONCURRENCY": "1", "MAIL_DIR": ""})
     assert env["LOG_LEVEL"] == "DEBUG"
     assert env["GOALS_PORT"] == "9102"
-    assert env["MAIL_DIR"] == "var/elsewhere"
+    assert env["MAIL_DIR"] == "var/else where"
+    assert env["WEB_THREADS"] == "8"
     assert env["WEB_CONCURRENCY"] == "1"
+    assert "not a setting" not in "".join(env)
