@@ -393,7 +393,7 @@ def report(result: dict[str, Any]) -> bool:
         op, target = TARGETS[label]
         met = value >= target if op == ">=" else value <= target
         ok &= met
-        print(f"  {label}: {value:.2f}  (target {op} {target}){'' if met else '  MISSED'}")
+        print(f"  {label}: {value:.3f}  (target {op} {target}){'' if met else '  MISSED'}")
     print(f"  gunicorn workers after {result['served']:.0f} requests "
           f"(target RSS <= {MAX_RSS_MIB:.0f} MiB each):")
     for svc, procs in result["memory"].items():
