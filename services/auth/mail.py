@@ -2,9 +2,9 @@
 
 A request never talks to SMTP: `queue_mail` adds an `auth.mail_outbox` row and a NOTIFY to
 the caller's transaction, so the mail exists exactly when the change that asked for it does.
-The worker loop `deliver_mail` wakes on that NOTIFY (and on a timer), claims due rows with
-FOR UPDATE SKIP LOCKED (any number of workers share the queue), sends them, and clears the
-body, which may hold a one-time link. A failed send is retried with capped exponential
+The worker's loop (`MailDelivery.run`) wakes on that NOTIFY (and on a timer), claims due
+rows with FOR UPDATE SKIP LOCKED (any number of workers share the queue), sends them, and
+clears the body, which may hold a one-time link. A failed send is retried with capped exponential
 backoff and never given up: a down SMTP server delays mail, it loses none. Delivery is at
 least once: a worker killed between SMTP's "250" and the commit sends that mail again.
 
@@ -32,7 +32,7 @@ from sqlalchemy import delete, extract, func, select, update
 from sqlalchemy.orm import Session
 
 from services.auth.models import OutgoingMail
-from shared.config import Settings, env, env_int
+from shared.config import env, env_int
 from shared.db import Database
 
 log = logging.getLogger(__name__)
@@ -265,8 +265,3 @@ class MailDelivery:
             if any(True for _ in listener.notifies(timeout=min(left, LISTEN_TICK_S),
                                                    stop_after=1)):
                 return
-
-
-def deliver_mail(settings: Settings, db: Database, stop: threading.Event) -> None:
-    """The worker loop (`run_worker(..., loops=[deliver_mail])`)."""
-    MailDelivery(MailSettings.from_env(), db).run(stop)

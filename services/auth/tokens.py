@@ -24,8 +24,8 @@ from typing import Any
 
 import jwt
 
+from services.auth.settings import AuthSettings
 from shared import keys
-from shared.config import Settings, env, env_int
 from shared.tokens import Jwks, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -135,15 +135,14 @@ class TokenIssuer:
         self._published: tuple[Sequence[keys.SigningKey], Jwks] | None = None
 
     @classmethod
-    def from_env(cls, settings: Settings) -> TokenIssuer:
-        directory = KeyDirectory(
-            keys.keys_dir(), check_every_s=float(env("AUTH_KEYS_CHECK_SECONDS", "2")))
+    def from_settings(cls, settings: AuthSettings) -> TokenIssuer:
+        """Signing with the keys of the settings' folder, rechecked as they say."""
         return cls(
-            directory,
-            issuer=settings.token_issuer,
-            audience=settings.token_audience,
-            access_ttl_s=env_int("ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
-            session_ttl_s=env_int("SESSION_TTL_SECONDS", 30 * 24 * 3600),
+            KeyDirectory(settings.keys_dir, check_every_s=settings.keys_check_s),
+            issuer=settings.base.token_issuer,
+            audience=settings.base.token_audience,
+            access_ttl_s=settings.access_ttl_s,
+            session_ttl_s=settings.session_ttl_s,
         )
 
     @property

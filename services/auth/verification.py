@@ -16,22 +16,18 @@ from sqlalchemy.orm import Session
 from services.auth import mail
 from services.auth.models import User, VerificationToken
 from services.auth.tokens import new_secret, secret_hash
-from shared.config import env
 
 VERIFICATION_TTL = timedelta(hours=24)
 VERIFY_PREFIX = "verify-email:"
-
-
-def public_base_url() -> str:
-    return env("PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/")
 
 
 def identifier_of(user: User) -> str:
     return f"{VERIFY_PREFIX}{user.id}:{user.email}"
 
 
-def queue_verification(session: Session, user: User) -> None:
-    """A new verification link for `user`, mailed by the worker once the caller commits."""
+def queue_verification(session: Session, user: User, *, public_base_url: str) -> None:
+    """A new verification link for `user`, mailed by the worker once the caller commits;
+    the link opens the front end at `public_base_url`."""
     secret = new_secret()
     session.execute(delete(VerificationToken).where(
         VerificationToken.identifier == identifier_of(user),
@@ -42,5 +38,5 @@ def queue_verification(session: Session, user: User) -> None:
     mail.queue_mail(session, to=user.email, subject="Confirm your email for Growth Diary", body=(
         f"Hello{' ' + user.name if user.name else ''},\n\n"
         f"please confirm your email address by opening this link within 24 hours:\n\n"
-        f"{public_base_url()}/verify-email?token={secret}\n\n"
+        f"{public_base_url}/verify-email?token={secret}\n\n"
         "If you did not create a Growth Diary account, you can ignore this mail.\n"))

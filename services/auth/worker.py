@@ -1,10 +1,28 @@
 """The auth worker: `python -m services.auth.worker` (outbox relay, event consumer, the
 mail outbox's delivery, and pruning of stale login counters)."""
 
+from __future__ import annotations
+
+import threading
+
 from services.auth.handlers import HANDLERS
-from services.auth.mail import deliver_mail
+from services.auth.mail import MailDelivery
+from services.auth.settings import AuthSettings
 from services.auth.throttle import forget_stale_attempts
+from shared.config import Settings, load_env_file
+from shared.db import Database
 from shared.worker import run_worker
 
-if __name__ == "__main__":
+
+def main() -> None:
+    load_env_file()
+    settings = AuthSettings.from_env()
+
+    def deliver_mail(_base: Settings, db: Database, stop: threading.Event) -> None:
+        MailDelivery(settings.mail, db).run(stop)
+
     run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts])
+
+
+if __name__ == "__main__":
+    main()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from services.auth.handlers import HANDLERS
 from services.auth.models import User
+from services.auth.throttle import Limits
 from shared.consumer import EventConsumer
 from shared.db import Database
 from tests.auth.support import PASSWORD, unique_email
@@ -17,6 +20,38 @@ from tests.auth.support import PASSWORD, unique_email
 @pytest.fixture
 def api(client: Callable[[str], Any]) -> Any:
     return client("auth")
+
+
+@pytest.fixture
+def auth_apps(api: Any) -> list[Flask]:
+    """The auth apps this test talks to: the session's, and any more it builds (append)."""
+    return [api.application]
+
+
+@pytest.fixture
+def configure_auth(auth_apps: list[Flask], monkeypatch: pytest.MonkeyPatch
+                   ) -> Callable[..., None]:
+    """Change AuthSettings fields of this test's auth apps, as their environment would at
+    start-up (settings are read once per process); restored after the test."""
+
+    def configure(**changes: Any) -> None:
+        for app in auth_apps:
+            current = app.extensions["auth.settings"]
+            monkeypatch.setitem(app.extensions, "auth.settings",
+                                dataclasses.replace(current, **changes))
+
+    return configure
+
+
+@pytest.fixture
+def login_limits(configure_auth: Callable[..., None]) -> Callable[..., None]:
+    """Set the login limits (per_account, per_client, window_s; the rest stay default), as
+    LOGIN_MAX_FAILURES_PER_ACCOUNT, _PER_CLIENT and LOGIN_WINDOW_SECONDS would."""
+
+    def set_limits(**limits: int) -> None:
+        configure_auth(login_limits=Limits(**limits))
+
+    return set_limits
 
 
 @pytest.fixture

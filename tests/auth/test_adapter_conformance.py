@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -182,8 +182,8 @@ OAUTH_FIELDS = ("refresh_token", "access_token", "expires_at", "token_type", "sc
 
 
 @pytest.fixture(autouse=True)
-def adapter_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("AUTH_ADAPTER_SECRET", SECRET)
+def adapter_secret(configure_auth: Callable[..., None]) -> Iterator[str]:
+    configure_auth(adapter_secret=SECRET)  # as AUTH_ADAPTER_SECRET would
     yield SECRET
 
 
@@ -445,8 +445,8 @@ def test_the_service_credential_is_required(api: Any, user: dict[str, Any],
 
 
 def test_without_a_configured_secret_the_adapter_is_disabled(
-        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AUTH_ADAPTER_SECRET", "")
+        api: Any, configure_auth: Callable[..., None]) -> None:
+    configure_auth(adapter_secret="")
 
     for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": f"Bearer {SECRET}"}):
         response = api.get("/auth/adapter/users/anyone", headers=headers)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from services.auth.models import Account, AchievementAward, PasswordReset, User, UserSession
+from services.auth.settings import AuthSettings
 from services.auth.tokens import NoSigningKey, TokenIssuer
 from shared.db import Database, utcnow
 from shared.tokens import TokenVerifier
@@ -361,8 +362,8 @@ def test_the_openapi_document_lists_every_route(api: Any) -> None:
 
 
 def test_without_a_signing_key_auth_refuses_to_start(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: Callable[..., Any]) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AUTH_KEYS_DIR", str(tmp_path / "none"))
 
     with pytest.raises(NoSigningKey, match="shared.keys generate"):
-        TokenIssuer.from_env(settings("auth"))
+        TokenIssuer.from_settings(AuthSettings.from_env())

@@ -1,7 +1,7 @@
 """Email verification, password reset and change, with mail sent over real SMTP.
 
 Mail goes the way it goes in production: the request queues it, the worker's delivery loop
-(`deliver_mail`, here in a thread of the test process) sends it to an aiosmtpd server, and
+(`MailDelivery.run`, here in a thread of the test process) sends it to an aiosmtpd server, and
 the test reads the link out of the received mail. One test runs the real worker process.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from services.auth import passwords
-from services.auth.mail import MailDelivery, MailSettings, deliver_mail, retry_delay
+from services.auth.mail import MailDelivery, MailSettings, retry_delay
 from services.auth.models import OutgoingMail, PasswordReset, UserSession, VerificationToken
 from services.auth.recovery import usecases as recovery
 from services.auth.recovery.api import RESET_REQUESTED, VERIFICATION_RESENT
@@ -34,20 +34,16 @@ Register = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
-def mail_worker(smtp: MailCatcher, settings: Callable[..., Any], db: Database
-                ) -> Iterator[threading.Event]:
+def mail_worker(smtp: MailCatcher, db: Database) -> Iterator[threading.Event]:
     """The worker's delivery loop, pointed at the test SMTP server, retrying fast."""
     stop = threading.Event()
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SMTP_HOST", smtp.host)
-        env.setenv("SMTP_PORT", str(smtp.port))
-        env.setenv("MAIL_RETRY_BASE_SECONDS", "0.1")
-        env.setenv("MAIL_RETRY_MAX_SECONDS", "0.5")
-        thread = threading.Thread(target=deliver_mail, args=(settings("auth"), db, stop))
-        thread.start()
-        yield stop
-        stop.set()
-        thread.join(10)
+    cfg = MailSettings(smtp_host=smtp.host, smtp_port=smtp.port, retry_base_s=0.1,
+                       retry_max_s=0.5)
+    thread = threading.Thread(target=MailDelivery(cfg, db).run, args=(stop,))
+    thread.start()
+    yield stop
+    stop.set()
+    thread.join(10)
     assert not thread.is_alive()
 
 

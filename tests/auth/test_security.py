@@ -28,6 +28,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flask import Flask
 from sqlalchemy import select, update
 
 from services.auth import throttle
@@ -44,6 +45,7 @@ from tests.helpers import ROOT, wait_for
 
 Register = Callable[..., dict[str, Any]]
 Login = Callable[..., dict[str, Any]]
+LoginLimits = Callable[..., None]
 PROBLEM = "application/problem+json"
 _addresses = iter(range(1, 1 << 24))
 
@@ -120,10 +122,8 @@ def test_login_failure_looks_the_same_for_unknown_email_wrong_password_and_oauth
 
 
 def test_login_failure_takes_like_time_for_unknown_email_wrong_password_and_oauth_user(
-        api: Any, three_failures: list[dict[str, str]],
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "1000")
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_CLIENT", "1000")
+        api: Any, three_failures: list[dict[str, str]], login_limits: LoginLimits) -> None:
+    login_limits(per_account=1000, per_client=1000)
     ip = client_ip()
     samples: list[list[float]] = [[], [], []]
     for round_ in range(6):  # interleaved, so drifting machine load hits every case alike
@@ -144,12 +144,14 @@ def test_login_failure_takes_like_time_for_unknown_email_wrong_password_and_oaut
 
 
 @pytest.fixture
-def second_instance(dbs: Callable[[str], Database], settings: Callable[..., Settings]
-                    ) -> Iterator[Any]:
+def second_instance(dbs: Callable[[str], Database], settings: Callable[..., Settings],
+                    auth_apps: list[Flask]) -> Iterator[Any]:
     """Another auth app with its own connection pool: a second worker or machine."""
     db = Database(settings("auth").database_url, "auth")
     try:
-        yield create_auth_app({"TESTING": True}, db=db).test_client()
+        app = create_auth_app({"TESTING": True}, db=db)
+        auth_apps.append(app)  # configured alike (login_limits)
+        yield app.test_client()
     finally:
         db.dispose()
 
@@ -181,9 +183,8 @@ def test_login_limits_default_to_10_per_account_and_50_per_client_in_15_minutes(
 
 def test_failed_logins_per_account_are_limited_across_instances_even_for_the_right_password(
         api: Any, second_instance: Any, register: Register, db: Database,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "4")
-    monkeypatch.setenv("LOGIN_WINDOW_SECONDS", "900")
+        login_limits: LoginLimits) -> None:
+    login_limits(per_account=4, window_s=900)
     user = register()
     ip = client_ip()
     for instance in (api, second_instance, api, second_instance):  # 4 failures, 2 each
@@ -205,8 +206,8 @@ def test_failed_logins_per_account_are_limited_across_instances_even_for_the_rig
 
 
 def test_unknown_emails_are_limited_like_known_ones(
-        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "2")
+        api: Any, login_limits: LoginLimits) -> None:
+    login_limits(per_account=2)
     email, ip = unique_email("nobody"), client_ip()
 
     statuses = [log_in(api, email, ip=ip).status_code for _ in range(3)]
@@ -215,8 +216,8 @@ def test_unknown_emails_are_limited_like_known_ones(
 
 
 def test_a_successful_login_resets_the_account_count_but_not_the_clients(
-        api: Any, register: Register, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+        api: Any, register: Register, db: Database, login_limits: LoginLimits) -> None:
+    login_limits(per_account=3)
     user, ip = register(), client_ip()
     for _ in range(2):
         assert log_in(api, user["email"], "wrong password!", ip=ip).status_code == 401
@@ -232,9 +233,8 @@ def test_a_successful_login_resets_the_account_count_but_not_the_clients(
 
 
 def test_failed_logins_per_client_address_are_limited_whatever_the_account(
-        api: Any, second_instance: Any, register: Register,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_CLIENT", "3")
+        api: Any, second_instance: Any, register: Register, login_limits: LoginLimits) -> None:
+    login_limits(per_client=3)
     ip = client_ip()
     for instance in (api, second_instance, api):
         assert log_in(instance, unique_email("spray"), ip=ip).status_code == 401
@@ -627,7 +627,7 @@ def test_secrets_are_compared_in_constant_time_where_python_compares() -> None:
     offenders = {
         str(path.relative_to(ROOT)): found
         for folder in ("services/auth", "shared")
-        for path in sorted((ROOT / folder).glob("*.py"))
+        for path in sorted((ROOT / folder).rglob("*.py"))  # the feature packages too
         if (found := _python_compared_secrets(path.read_text()))
     }
 
@@ -636,8 +636,8 @@ def test_secrets_are_compared_in_constant_time_where_python_compares() -> None:
 
 
 def test_guessing_the_current_password_with_a_stolen_token_is_limited_like_login(
-        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGIN_MAX_FAILURES_PER_ACCOUNT", "3")
+        api: Any, login_limits: LoginLimits) -> None:
+    login_limits(per_account=3)
     email = unique_email("guess")
     assert api.post("/auth/register", json={"email": email, "password": PASSWORD}
                     ).status_code == 201

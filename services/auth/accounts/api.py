@@ -23,6 +23,7 @@ from services.auth.accounts.schemas import (
     SessionTokenSchema,
 )
 from services.auth.models import User
+from services.auth.settings import current_settings
 from services.auth.tokens import AccessToken, TokenIssuer
 from shared.errors import Unauthorized
 from shared.http import authenticated, current_user_id, service, unit_of_work
@@ -55,7 +56,8 @@ def _bearer_claims() -> Claims | None:
 @blp.alt_response(409, description="An account with this email already exists")
 def register(body: dict[str, Any]) -> User:
     """Create an account with an email and a password"""
-    return usecases.register(unit_of_work(), **body)
+    return usecases.register(unit_of_work(), public_base_url=current_settings().public_base_url,
+                             **body)
 
 
 @blp.route("/login", methods=["POST"])
@@ -69,7 +71,7 @@ def login(body: dict[str, Any]) -> usecases.Login:
     client = throttle.client_address(request.headers.get("X-Forwarded-For"),
                                      request.remote_addr)
     return usecases.login(unit_of_work(), tokens=tokens(), client=client,
-                          limits=throttle.Limits.from_env(), **body)
+                          limits=current_settings().login_limits, **body)
 
 
 @blp.route("/refresh", methods=["POST"])

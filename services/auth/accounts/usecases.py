@@ -37,7 +37,9 @@ class Login:
     user: User
 
 
-def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = None) -> User:
+def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = None,
+             public_base_url: str) -> User:
+    """A new account, announced, with a verification link mailed to it."""
     email = users.normalize_email(email)
     passwords.check_policy(password, email=email)
     with uow:
@@ -50,7 +52,7 @@ def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = N
         except IntegrityError as exc:  # a concurrent registration won the race
             raise Conflict("An account with this email already exists") from exc
         uow.publish("auth.user.registered", users.public_profile(user))
-        queue_verification(uow.session, user)
+        queue_verification(uow.session, user, public_base_url=public_base_url)
         uow.commit()
     return user
 

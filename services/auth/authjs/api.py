@@ -29,7 +29,7 @@ from services.auth.authjs.schemas import (
     AdapterVerificationTokenUseSchema,
 )
 from services.auth.models import Account, User
-from shared.config import env
+from services.auth.settings import current_settings
 from shared.errors import DomainError, Unauthorized
 from shared.http import unit_of_work
 
@@ -46,7 +46,7 @@ class AdapterDisabled(DomainError):
 @adapter_blp.before_request
 def require_service_credential() -> None:
     """Only the Next.js server holds the secret; compared in constant time."""
-    secret = env("AUTH_ADAPTER_SECRET", "")
+    secret = current_settings().adapter_secret
     if not secret:
         raise AdapterDisabled("adapter disabled: AUTH_ADAPTER_SECRET is not set on this server")
     scheme, _, presented = request.headers.get("Authorization", "").partition(" ")

@@ -16,6 +16,7 @@ from services.auth.recovery.schemas import (
     ResetConfirmSchema,
     ResetRequestSchema,
 )
+from services.auth.settings import current_settings
 from shared.http import authenticated, current_user_id, unit_of_work
 
 recovery_blp = Blueprint("recovery", __name__, url_prefix="/auth",
@@ -42,7 +43,8 @@ def verify_email(body: dict[str, Any]) -> None:
 @recovery_blp.doc(security=SECURITY)
 def resend_verification() -> dict[str, str]:
     """Mail me a new verification link (at most one a minute)"""
-    usecases.resend_verification(unit_of_work(), user_id=current_user_id())
+    usecases.resend_verification(unit_of_work(), user_id=current_user_id(),
+                                 public_base_url=current_settings().public_base_url)
     return VERIFICATION_RESENT
 
 
@@ -51,7 +53,8 @@ def resend_verification() -> dict[str, str]:
 @recovery_blp.response(202, AcceptedSchema)
 def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
     """Mail a password reset link, valid one hour, if the account exists"""
-    usecases.request_password_reset(unit_of_work(), email=body["email"])
+    usecases.request_password_reset(unit_of_work(), email=body["email"],
+                                    public_base_url=current_settings().public_base_url)
     return RESET_REQUESTED
 
 
@@ -76,4 +79,4 @@ def change_password(body: dict[str, Any]) -> None:
                                      request.remote_addr)
     usecases.change_password(unit_of_work(), user_id=current_user_id(),
                              session_id=g.claims.session_id, client=client,
-                             limits=throttle.Limits.from_env(), **body)
+                             limits=current_settings().login_limits, **body)

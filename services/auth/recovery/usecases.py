@@ -31,7 +31,6 @@ from services.auth.verification import (
     VERIFICATION_TTL,
     VERIFY_PREFIX,
     identifier_of,
-    public_base_url,
     queue_verification,
 )
 from shared.db import UnitOfWork, utcnow
@@ -78,7 +77,7 @@ def verify_email(uow: UnitOfWork, *, token: str) -> None:
         uow.commit()
 
 
-def resend_verification(uow: UnitOfWork, *, user_id: str) -> None:
+def resend_verification(uow: UnitOfWork, *, user_id: str, public_base_url: str) -> None:
     """Answered alike whether or not a mail goes out (already verified, or in cooldown)."""
     with uow:
         user = _locked_user(uow.session, user_id)
@@ -88,11 +87,11 @@ def resend_verification(uow: UnitOfWork, *, user_id: str) -> None:
             VerificationToken.identifier == identifier_of(user),
             VerificationToken.expires > func.now() + VERIFICATION_TTL - MAIL_COOLDOWN)))
         if not recent:
-            queue_verification(uow.session, user)
+            queue_verification(uow.session, user, public_base_url=public_base_url)
             uow.commit()
 
 
-def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
+def request_password_reset(uow: UnitOfWork, *, email: str, public_base_url: str) -> None:
     """Answered alike for every email: whether an account exists is nobody's business."""
     with uow:
         user = uow.session.scalars(
@@ -111,7 +110,7 @@ def request_password_reset(uow: UnitOfWork, *, email: str) -> None:
                         body=(
             "Someone (hopefully you) asked to reset the password of your Growth Diary account.\n"
             "To choose a new password, open this link within one hour:\n\n"
-            f"{public_base_url()}/reset-password?token={secret}\n\n"
+            f"{public_base_url}/reset-password?token={secret}\n\n"
             "The link works once. If you did not ask for it, ignore this mail: your password\n"
             "stays as it is.\n"))
         uow.commit()
