@@ -6,10 +6,17 @@ source in this process (auth, whose key folder changes on rotation) or from auth
 cached for JWKS_CACHE_S and refetched when an unknown `kid` appears, at most once every
 JWKS_REFETCH_COOLDOWN_S, which is how a rotated key is picked up without a restart and how
 forged `kid`s are kept from turning every request into a fetch from auth.
+
+A client sends the same token with every request for its whole life, so a verified token's
+claims are remembered (a bounded map): a repeat costs a lookup, an expiry check and a check
+that its key is still published, instead of an Ed25519 verification. A retired key's tokens
+are refused at once, cached or not.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +27,7 @@ ALGORITHMS = ["EdDSA"]
 JWKS_CACHE_S = 300  # also the max-age auth's JWKS route advertises
 JWKS_REFETCH_COOLDOWN_S = 1.0
 LEEWAY_S = 5
+VERIFIED_CACHE_SIZE = 4096
 
 Jwks = dict[str, Any]
 
@@ -59,6 +67,7 @@ class TokenVerifier:
             static = jwks
             self._source = lambda: static
         self._parsed: tuple[Jwks, jwt.PyJWKSet] | None = None
+        self._verified: dict[str, tuple[Claims, str]] = {}  # token -> (claims, kid)
         self._client = (
             jwt.PyJWKClient(jwks_url, cache_keys=False, lifespan=JWKS_CACHE_S, timeout=5,
                             cooldown_duration=JWKS_REFETCH_COOLDOWN_S)
@@ -96,7 +105,32 @@ class TokenVerifier:
             raise InvalidToken("key and algorithm do not match")
         return key
 
+    def _still_published(self, kid: str) -> bool:
+        try:
+            if self._source is not None:
+                return any(k.key_id == kid for k in self._local_keys(self._source).keys)
+            if self._client is not None:
+                self._client.get_signing_key(kid)  # from its cache while the kid is known
+                return True
+        except (jwt.PyJWTError, ValueError):
+            return False
+        return False
+
     def verify(self, token: str) -> Claims:
+        cached = self._verified.get(token)
+        if cached is not None:
+            claims, kid = cached
+            if time.time() < claims.raw["exp"] + LEEWAY_S and self._still_published(kid):
+                return claims
+            self._verified.pop(token, None)
+        claims, kid = self._verify_signature(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            with contextlib.suppress(StopIteration, RuntimeError):
+                self._verified.pop(next(iter(self._verified)), None)  # the oldest
+        self._verified[token] = (claims, kid)
+        return claims
+
+    def _verify_signature(self, token: str) -> tuple[Claims, str]:
         try:
             key = self._key(token)
             claims = jwt.decode(
@@ -112,4 +146,5 @@ class TokenVerifier:
             raise
         except (jwt.PyJWTError, ValueError) as exc:
             raise InvalidToken(str(exc)) from exc
-        return Claims(user_id=str(claims["sub"]), session_id=claims.get("sid"), raw=claims)
+        return (Claims(user_id=str(claims["sub"]), session_id=claims.get("sid"), raw=claims),
+                str(key.key_id))

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.diary import usecases
 from services.diary.models import Post
 from services.diary.schemas import PostCreateSchema, PostSchema
-from shared.http import authenticated, current_user_id, unit_of_work
+from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
 
 blp = Blueprint("diary", __name__, url_prefix="/diary",
                 description="Growth diary posts, their likes and replies")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from services.diary.models import PostStatus
+from shared.schemas import Schema
 
 TITLE = validate.Length(min=1, max=500)
 CONTENT = validate.Length(min=1, max=50_000)

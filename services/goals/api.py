@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.goals import usecases
 from services.goals.models import Goal
@@ -16,7 +15,7 @@ from services.goals.schemas import (
     GoalSchema,
     GoalUpdateSchema,
 )
-from shared.http import authenticated, current_user_id, unit_of_work
+from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
 from shared.pagination import Page
 
 blp = Blueprint("goals", __name__, url_prefix="/goals",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from services.goals.models import GoalPeriod, GoalStatus
+from shared.schemas import Schema
 
 TITLE = validate.Length(min=1, max=500)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.stories import usecases
 from services.stories.models import Story
 from services.stories.schemas import StoryPageSchema, StoryQuerySchema
-from shared.http import authenticated, current_user_id, unit_of_work
+from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
 from shared.pagination import Page
 
 blp = Blueprint("stories", __name__, url_prefix="/stories",

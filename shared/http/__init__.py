@@ -5,15 +5,18 @@
 - `bearer`: access-token authentication
 - `probes`: healthz, readyz, metrics
 - `context`: the service's wiring and a unit of work per use case
+- `blueprint`: flask-smorest's Blueprint, with argument schemas made once
 """
 
 from shared.http.app import create_service_app
 from shared.http.bearer import authenticated, current_user_id
+from shared.http.blueprint import Blueprint
 from shared.http.context import ServiceContext, service, unit_of_work
 from shared.http.problems import PROBLEM, problem
 
 __all__ = [
     "PROBLEM",
+    "Blueprint",
     "ServiceContext",
     "authenticated",
     "create_service_app",
