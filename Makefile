@@ -21,7 +21,7 @@ help: ## list the targets
 	@echo "  SERVICE=<$(shell echo $(SERVICES) | tr ' ' '|')> narrows run, stop, restart, migrate, logs, dlq."
 	@echo "  ARGS=... is passed to pytest (make test ARGS='-k goals -x') and bench (ARGS=http)."
 
-install: ## create .venv and install the project with test extras (no-op when up to date)
+install: ## .venv with the project and test extras, and nginx (apt) if missing; no-op when up to date
 	@$(LOCAL) install
 
 run: ## start everything (or SERVICE=goals: deploy that service alone) and wait until ready

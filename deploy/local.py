@@ -780,8 +780,9 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         if command in locked:
             with system.exclusive():
                 return locked[command]()
-        if command == "install":
+        if command == "install":  # everything the system and its tests need on this machine
             system.install()
+            system.ensure_nginx()
             return 0
         if command == "status":
             return system.status()

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from shared import events as ev
 from shared.errors import NotFound
@@ -113,6 +113,16 @@ def messaging_tables(metadata: MetaData) -> None:
         # What web processes load into their in-memory set (shared.tombstones).
         Index("ix_deleted_user_deleted_at", "deleted_at"),
     )
+
+
+class Timestamps:
+    """`created_at` and `updated_at`, kept by the database (the ORM sets `updated_at` on
+    every UPDATE it issues). A mixin for the seed's models that have both."""
+
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
 
 class Database:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import service_metadata
+from shared.db import Timestamps, service_metadata
 from shared.ids import new_id
 
 
@@ -39,7 +39,7 @@ class PostStatus(enum.StrEnum):
     PUBLISHED = "PUBLISHED"
 
 
-class Post(Base):
+class Post(Timestamps, Base):
     __tablename__ = "posts"
     __table_args__ = (
         # The seed's recommended indexes: an author's posts, the feed, chronological order.
@@ -56,10 +56,6 @@ class Post(Base):
         server_default=PostStatus.DRAFT.value,
     )
     author_id: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
     # Not in the seed: when the post went public, for the feed and the post events.
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Not in the seed: bumped by every change that raises an event, and carried in it, so
@@ -82,7 +78,7 @@ class Like(Base):
         DateTime(timezone=True), server_default=func.now())
 
 
-class Reply(Base):
+class Reply(Timestamps, Base):
     __tablename__ = "replies"
     __table_args__ = (
         Index("ix_replies_post_id_created_at", "post_id", "created_at"),
@@ -94,10 +90,6 @@ class Reply(Base):
     content: Mapped[str] = mapped_column(Text)
     author_id: Mapped[str] = mapped_column(String(32))
     post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
 
 class Author(Base):

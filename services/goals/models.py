@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import DateTime, Enum, Index, Integer, String, Text, func
+from sqlalchemy import DateTime, Enum, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import service_metadata
+from shared.db import Timestamps, service_metadata
 from shared.ids import new_id
 
 
@@ -32,7 +32,7 @@ class GoalStatus(enum.StrEnum):
     COMPLETED = "COMPLETED"
 
 
-class Goal(Base):
+class Goal(Timestamps, Base):
     __tablename__ = "goals"
     __table_args__ = (
         Index("ix_goals_user_id_status", "user_id", "status"),
@@ -55,7 +55,3 @@ class Goal(Base):
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Bumped by every change, carried by every event: lets consumers ignore stale ones.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())

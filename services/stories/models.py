@@ -14,7 +14,7 @@ from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint,
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import service_metadata
+from shared.db import Timestamps, service_metadata
 from shared.ids import new_id
 
 
@@ -25,7 +25,7 @@ class Base(DeclarativeBase):
     __mapper_args__ = {"eager_defaults": True}
 
 
-class Story(Base):
+class Story(Timestamps, Base):
     __tablename__ = "stories"
     __table_args__ = (
         # One story per period per user; also serves "every story of a user".
@@ -39,10 +39,6 @@ class Story(Base):
     # A period id: 2026-11-24, 2026-W48, 2026-11, 2026-Q4 or 2026.
     period: Mapped[str] = mapped_column(String(32))
     content: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
 
 class Profile(Base):
