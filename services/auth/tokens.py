@@ -114,18 +114,14 @@ class TokenIssuer:
 
     def __init__(
         self,
-        signing_keys: Sequence[keys.SigningKey] | KeySource,
+        signing_keys: KeySource,
         *,
         issuer: str,
         audience: str,
         access_ttl_s: int = 15 * 60,
         session_ttl_s: int = 30 * 24 * 3600,
     ) -> None:
-        if callable(signing_keys):
-            self._keys: KeySource = signing_keys
-        else:
-            fixed = tuple(signing_keys)
-            self._keys = lambda: fixed
+        self._keys = signing_keys
         if not self._keys():
             raise NoSigningKey("auth needs a signing key: run `python -m shared.keys generate`")
         self.issuer = issuer
