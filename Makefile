@@ -12,7 +12,7 @@ SERVICE ?=
 SERVICES := auth goals diary stories
 ARGS    ?=
 
-.PHONY: help install run stop restart status logs bootstrap migrate test bench lint \
+.PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
         dlq replay-dlq nginx-compose clean
 
 help: ## list the targets
@@ -50,14 +50,16 @@ migrate: bootstrap ## alembic upgrade head for SERVICE (default: every service)
 test: install ## run the test suite (it bootstraps its own database growth_diary_test)
 	$(VENV)/bin/pytest -q $(ARGS)
 
+test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (seconds)
+	$(VENV)/bin/pytest -q -m unit $(ARGS)
+
 bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
 	$(PY) -m bench $(ARGS)
 
-lint: install ## ruff + mypy, shell syntax, and the compose gateway config is up to date
-	$(VENV)/bin/ruff check shared services
-	$(VENV)/bin/mypy shared services
+lint: install ## ruff + mypy over all our Python, shell syntax, the compose gateway config is current
+	$(VENV)/bin/ruff check shared services tests deploy bench
+	$(VENV)/bin/mypy shared services tests deploy bench
 	bash -n .ci/run
-	$(VENV)/bin/ruff check deploy tests/deploy && $(VENV)/bin/mypy deploy
 	$(PY) deploy/render_nginx.py compose --check
 
 dlq: install ## list SERVICE's dead-lettered events

@@ -24,10 +24,6 @@ class Conflict(DomainError):
     status, title = 409, "Conflict"
 
 
-class Forbidden(DomainError):
-    status, title = 403, "Forbidden"
-
-
 class Unauthorized(DomainError):
     status, title = 401, "Unauthorized"
 
