@@ -1,4 +1,5 @@
-"""Auth routes: translate HTTP to a use case and back."""
+"""Accounts routes: translate HTTP to a use case and back (each view hands the use case an
+unopened unit of work and the settings it needs)."""
 
 from __future__ import annotations
 

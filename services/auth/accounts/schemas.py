@@ -1,4 +1,4 @@
-"""The auth HTTP contract: camelCase JSON, the seed's enum values, UTC ISO-8601 times.
+"""The accounts HTTP contract: camelCase JSON, the seed's enum values, UTC ISO-8601 times.
 
 Two views of a user: the public profile anyone may read, and the private one (email,
 verification, counters) only its owner sees. Passwords and tokens are never dumped.
