@@ -67,7 +67,7 @@ def test_the_same_completion_delivered_twice_awards_once(
 
     apply_events(consumer, once)
     apply_events(consumer, once)  # redelivery: the inbox has it
-    apply_events(consumer, completed(user_id, once.data["goal_id"], 2))  # a duplicate event
+    apply_events(consumer, completed(user_id, once.data.goal_id, 2))  # a duplicate event
 
     assert score(db, user_id) == POINTS_BY_PERIOD["WEEKLY"]
 
