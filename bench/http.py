@@ -318,6 +318,8 @@ def _memory(stack: Stack) -> dict[str, list[dict[str, float]]]:
     for svc, pids in stack.workers().items():
         memory[svc] = [{"pid": pid,
                         "rss_mib": _proc_kib(Path(f"/proc/{pid}/status"), "VmRSS") / 1024,
+                        "rss_anon_mib": _proc_kib(Path(f"/proc/{pid}/status"), "RssAnon") / 1024,
+                        "rss_file_mib": _proc_kib(Path(f"/proc/{pid}/status"), "RssFile") / 1024,
                         "pss_mib": _proc_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024}
                        for pid in pids]
     return memory
@@ -400,6 +402,7 @@ def report(result: dict[str, Any]) -> bool:
         for p in procs:
             met = p["rss_mib"] <= MAX_RSS_MIB
             ok &= met
-            print(f"    {svc} worker pid {p['pid']:.0f}: RSS {p['rss_mib']:.1f} MiB, "
+            print(f"    {svc} worker pid {p['pid']:.0f}: RSS {p['rss_mib']:.1f} MiB "
+                  f"(anonymous {p['rss_anon_mib']:.1f}, files {p['rss_file_mib']:.1f}), "
                   f"PSS {p['pss_mib']:.1f} MiB{'' if met else '  MISSED'}")
     return ok

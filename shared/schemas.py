@@ -62,7 +62,7 @@ def _converter(field: Any) -> Convert | None:
         if field.by_value is False:
             return _enum_name
         return _enum_value if field.by_value is True else None
-    if kind is fields.Raw:
+    if kind in (fields.Raw, fields.Boolean):  # marshmallow dumps both as they are
         return lambda v: v
     if kind is fields.Nested:
         nested = field.schema

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from services.auth.models import OutgoingMail
 from shared.config import env, env_int
 from shared.db import Database
+from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
 CHANNEL = "mail_auth"
@@ -236,22 +237,16 @@ class MailDelivery:
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until `stop` is set; survives database outages by reconnecting."""
-        backoff = 0.5
-        while not stop.is_set():
-            try:
-                with self.db.listen(CHANNEL) as listener:
-                    backoff = 0.5
-                    while not stop.is_set():
-                        self.drain(stop)
-                        self.prune()
-                        self._wait(listener, stop, self.seconds_until_due())
-            except Exception as exc:  # noqa: BLE001 - database gone: back off and reconnect
-                if stop.is_set():
-                    break
-                log.warning("mail delivery interrupted, retrying", extra={
-                    "error": repr(exc), "retry_in_s": backoff})
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+
+        def session(backoff: Backoff) -> None:
+            with self.db.listen(CHANNEL) as listener:
+                backoff.reset()
+                while not stop.is_set():
+                    self.drain(stop)
+                    self.prune()
+                    self._wait(listener, stop, self.seconds_until_due())
+
+        keep_running(session, stop, what="mail delivery")
         self.mailer.close()
 
     @staticmethod

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import service_metadata
+from shared.db import Timestamps, service_metadata
 from shared.events import EXPERIENCE_LEVELS, GOAL_PERIODS
 from shared.ids import new_id
 
@@ -68,7 +68,7 @@ def _text_list() -> Mapped[list[str]]:
     return mapped_column(ARRAY(Text), default=list, server_default=text("'{}'::text[]"))
 
 
-class User(Base):
+class User(Timestamps, Base):
     """A person, with their career profile and the counters other services' events move.
 
     experienceLevel is required by the seed but registration does not ask for it: new users
@@ -102,10 +102,6 @@ class User(Base):
     daily_generation_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_generation_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
 
 class Account(Base):

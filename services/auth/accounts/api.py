@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from flask import current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from services.auth import throttle
 from services.auth.accounts import usecases
@@ -27,7 +26,7 @@ from services.auth.models import User
 from services.auth.settings import current_settings
 from services.auth.tokens import AccessToken, TokenIssuer
 from shared.errors import Unauthorized
-from shared.http import authenticated, current_user_id, service, unit_of_work
+from shared.http import Blueprint, authenticated, current_user_id, service, unit_of_work
 from shared.tokens import Claims, InvalidToken
 
 blp = Blueprint("auth", __name__, url_prefix="/auth",

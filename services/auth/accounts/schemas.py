@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from services.auth.fields import SECRET, EmailAddress
 from services.auth.models import ExperienceLevel
 from services.auth.tokens import TOKEN_TYPE
+from shared.schemas import Schema
 
 SHORT = validate.Length(min=1, max=100)
 

@@ -14,7 +14,6 @@ import hmac
 from typing import Any
 
 from flask import Response, request
-from flask_smorest import Blueprint
 
 from services.auth.authjs import usecases
 from services.auth.authjs.schemas import (
@@ -31,7 +30,7 @@ from services.auth.authjs.schemas import (
 from services.auth.models import Account, User
 from services.auth.settings import current_settings
 from shared.errors import DomainError, Unauthorized
-from shared.http import unit_of_work
+from shared.http import Blueprint, unit_of_work
 
 adapter_blp = Blueprint(
     "authjs_adapter", __name__, url_prefix="/auth/adapter",

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, fields, validate
 
 from services.auth.fields import EmailAddress
+from shared.schemas import Schema
 
 ACCOUNT_TYPES = ("oauth", "oidc", "email", "webauthn")
 TOKEN = validate.Length(min=1, max=512)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g, request
-from flask_smorest import Blueprint
 
 from services.auth import throttle
 from services.auth.recovery import usecases
@@ -17,7 +16,7 @@ from services.auth.recovery.schemas import (
     ResetRequestSchema,
 )
 from services.auth.settings import current_settings
-from shared.http import authenticated, current_user_id, unit_of_work
+from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
 
 recovery_blp = Blueprint("recovery", __name__, url_prefix="/auth",
                          description="Email verification and password recovery")

@@ -5,9 +5,10 @@ Link tokens and passwords are load-only: nothing here ever writes a secret back 
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from services.auth.fields import SECRET, EmailAddress
+from shared.schemas import Schema
 
 LINK_TOKEN = validate.Length(min=1, max=200)
 
