@@ -10,8 +10,6 @@ schema), or marshmallow itself wherever a schema uses something the compiler doe
 
 from __future__ import annotations
 
-import datetime as dt
-import enum
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields
 from marshmallow.utils import ensure_text_type
+from sqlalchemy import Row
 
 _MISSING = ma.missing
 Convert = Callable[[Any], Any]
@@ -36,34 +35,39 @@ def _read(obj: Any, name: str) -> Any:
     return getattr(obj, name, _MISSING)
 
 
-def _iso(value: dt.datetime | dt.date) -> str:
-    return value.isoformat()
+_isoformat = operator.methodcaller("isoformat")
 
 
-def _enum_name(value: enum.Enum) -> Any:
-    return value.name
+def _identity(value: Any) -> Any:
+    return value
 
 
-def _enum_value(value: enum.Enum) -> Any:
-    return value.value
+class _AsIs:
+    """Stands for "any type": a value of a field dumped as it is is never converted."""
 
 
-def _converter(field: Any) -> Convert | None:
-    """A function that serializes a present, non-None value as `field` would; None when
-    this field has to be asked itself."""
+def _converter(field: Any) -> tuple[Convert, type] | None:
+    """How `field` serializes a present, non-None value: a conversion, and the type whose
+    values it leaves as they are (checked first: no call for them). None when the field
+    has to be asked itself. Conversions are C-level calls where they can be."""
     kind = type(field)
     if kind is fields.String:
-        return lambda v: v if type(v) is str else ensure_text_type(v)
+        return ensure_text_type, str
     if kind is fields.Integer and not field.as_string:
-        return int
+        return int, int
     if kind in (fields.DateTime, fields.AwareDateTime, fields.NaiveDateTime, fields.Date):
-        return _iso if field.format in ("iso", "iso8601") else None  # bound: format is set
+        if field.format not in ("iso", "iso8601"):  # bound fields: format is set
+            return None
+        return _isoformat, _AsIs
     if kind is fields.Enum:
-        if field.by_value is False:
-            return _enum_name
-        return _enum_value if field.by_value is True else None
-    if kind in (fields.Raw, fields.Boolean):  # marshmallow dumps both as they are
-        return lambda v: v
+        if field.by_value not in (True, False):
+            return None
+        table = {m: m.value if field.by_value else m.name for m in field.enum}
+        return table.__getitem__, _AsIs
+    if kind is fields.Boolean:  # marshmallow dumps it as it is
+        return _identity, bool
+    if kind is fields.Raw:
+        return _identity, _AsIs
     if kind is fields.Nested:
         nested = field.schema
         if not isinstance(nested, Schema) or field.only or field.exclude:
@@ -72,13 +76,15 @@ def _converter(field: Any) -> Convert | None:
         if dumper is None:
             return None
         if field.many or nested.many:
-            return lambda v: [dumper(item) for item in v]
-        return dumper
+            return (lambda v: [dumper(item) for item in v]), _AsIs
+        return dumper, _AsIs
     if kind is fields.List:
         inner = _converter(field.inner)
         if inner is None:
             return None
-        return lambda v: [None if item is None else inner(item) for item in v]
+        convert, as_is = inner
+        return (lambda v: [item if item is None or type(item) is as_is else convert(item)
+                           for item in v]), _AsIs
     return None
 
 
@@ -96,7 +102,7 @@ class Schema(ma.Schema):
         if self.only or self.exclude or self._hooks.get(ma.decorators.PRE_DUMP) or \
                 self._hooks.get(ma.decorators.POST_DUMP):
             return None
-        plan: list[tuple[str, str, Convert | None, fields.Field]] = []
+        plan: list[tuple[str, str, tuple[Convert, type] | None, fields.Field]] = []
         for name, field in self.dump_fields.items():
             attribute = field.attribute or name
             if "." in attribute:
@@ -106,8 +112,8 @@ class Schema(ma.Schema):
 
         def dump_any(obj: Any) -> dict[str, Any]:
             out: dict[str, Any] = {}
-            for key, attribute, convert, field in plan:
-                if convert is None:
+            for key, attribute, how, field in plan:
+                if how is None:
                     value = field.serialize(attribute, obj, accessor=accessor)
                     if value is not _MISSING:
                         out[key] = value
@@ -115,19 +121,21 @@ class Schema(ma.Schema):
                 value = _read(obj, attribute)
                 if value is _MISSING:
                     continue
-                out[key] = None if value is None else convert(value)
+                convert, as_is = how
+                out[key] = value if value is None or type(value) is as_is else convert(value)
             return out
 
-        if not plan or any(convert is None for _, _, convert, _ in plan):
+        if not plan or any(how is None for _, _, how, _ in plan):
             return dump_any
-        # Objects (rows, dataclasses): every attribute read in one C call.
-        keys = [key for key, _, _, _ in plan]
-        converters = [convert for _, _, convert, _ in plan if convert is not None]
+        # Objects and rows: every attribute read in one C call, then one pass.
+        steps = [(key, *how) for key, _, how, _ in plan if how is not None]
         read_all = operator.attrgetter(*[attribute for _, attribute, _, _ in plan])
         single = len(plan) == 1
 
         def dump(obj: Any) -> dict[str, Any]:
-            if hasattr(obj, "__getitem__"):
+            # marshmallow reads a key of anything with __getitem__, else an attribute; a
+            # row refuses string keys, so for rows too it is the attribute.
+            if hasattr(obj, "__getitem__") and not isinstance(obj, Row):
                 return dump_any(obj)
             try:
                 values = read_all(obj)
@@ -135,8 +143,8 @@ class Schema(ma.Schema):
                 return dump_any(obj)  # some attribute is absent: its key is left out
             if single:
                 values = (values,)
-            return {key: None if value is None else convert(value)
-                    for key, convert, value in zip(keys, converters, values, strict=True)}
+            return {key: value if value is None or type(value) is as_is else convert(value)
+                    for (key, convert, as_is), value in zip(steps, values, strict=True)}
 
         return dump
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
 
 from services.goals.models import Goal, GoalPeriod, GoalStatus
@@ -82,15 +82,16 @@ def list_goals(
     period: GoalPeriod | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page[Goal]:
+) -> Page[Row[Any]]:
     """Newest first; the (userId, status) and (userId, period) indexes serve the filters."""
-    query = select(Goal).where(Goal.user_id == user_id)
+    goals = Goal.__table__.c
+    query = select(Goal.__table__).where(goals.user_id == user_id)
     if status is not None:
-        query = query.where(Goal.status == status)
+        query = query.where(goals.status == status)
     if period is not None:
-        query = query.where(Goal.period == period)
+        query = query.where(goals.period == period)
     with uow.read_only():
-        return newest_first(uow.session, query, created=Goal.created_at, id_=Goal.id,
+        return newest_first(uow.session, query, created=goals.created_at, id_=goals.id,
                             limit=limit, cursor=cursor)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
+from sqlalchemy import Row
 
 from services.stories import usecases
-from services.stories.models import Story
 from services.stories.schemas import StoryPageSchema, StoryQuerySchema
 from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
 from shared.pagination import Page
@@ -24,6 +24,6 @@ class Stories(MethodView):
     @blp.arguments(StoryQuerySchema, location="query")
     @blp.response(200, StoryPageSchema)
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any]) -> Page[Story]:
+    def get(self, query: dict[str, Any]) -> Page[Row[Any]]:
         """List my stories, newest first"""
         return usecases.list_stories(unit_of_work(), user_id=current_user_id(), **query)

@@ -6,7 +6,9 @@ stories and every copy of their data go.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from typing import Any
+
+from sqlalchemy import Row, delete, select
 from sqlalchemy.orm import Session
 
 from services.stories.models import (
@@ -23,12 +25,13 @@ from shared.pagination import Page, newest_first
 
 def list_stories(
     uow: UnitOfWork, *, user_id: str, limit: int = 50, cursor: str | None = None
-) -> Page[Story]:
+) -> Page[Row[Any]]:
     """Newest first, a keyset page at a time."""
+    stories = Story.__table__.c
     with uow.read_only():
-        return newest_first(uow.session, select(Story).where(Story.user_id == user_id),
-                            created=Story.created_at, id_=Story.id, limit=limit,
-                            cursor=cursor)
+        return newest_first(uow.session, select(Story.__table__).where(
+            stories.user_id == user_id), created=stories.created_at, id_=stories.id,
+            limit=limit, cursor=cursor)
 
 
 def forget_user(session: Session, *, user_id: str) -> None:

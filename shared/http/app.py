@@ -64,9 +64,9 @@ def create_service_app(
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
         },
         MAX_CONTENT_LENGTH=1024 * 1024,
-        JSON_SORT_KEYS=False,
     )
     app.config.update(config or {})
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # the schema's order, unsorted: less work
     db = db or Database(settings.database_url, svc)
     verifier = verifier or TokenVerifier(
         issuer=settings.token_issuer, audience=settings.token_audience,
