@@ -67,9 +67,13 @@ def is_database_outage(error: BaseException) -> bool:
     )
 
 
-def first_or_not_found(session: Session, query: Select[Any], detail: str) -> Any:
-    """The first row `query` selects, or NotFound: how every "no such thing" is said (also
-    for what exists but belongs to someone else, which must look the same)."""
+def first_or_not_found(session: Session, query: Select[Any], detail: str, *,
+                       lock: bool = False) -> Any:
+    """The first row `query` selects (locked FOR UPDATE with `lock`), or NotFound: how
+    every "no such thing" is said, also for what exists but belongs to someone else, which
+    must look the same."""
+    if lock:
+        query = query.with_for_update()
     found = session.scalars(query.limit(1)).first()
     if found is None:
         raise NotFound(detail)
@@ -113,6 +117,14 @@ def messaging_tables(metadata: MetaData) -> None:
         # What web processes load into their in-memory set (shared.tombstones).
         Index("ix_deleted_user_deleted_at", "deleted_at"),
     )
+
+
+class EagerDefaults:
+    """For each service's declarative base: server-side values (defaults, `updated_at`)
+    come back with RETURNING at flush, so objects stay readable after their unit of work
+    has closed."""
+
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class Timestamps:

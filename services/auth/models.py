@@ -29,16 +29,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import Timestamps, service_metadata
+from shared.db import EagerDefaults, Timestamps, service_metadata
 from shared.events import EXPERIENCE_LEVELS, GOAL_PERIODS
 from shared.ids import new_id
 
 
-class Base(DeclarativeBase):
+class Base(EagerDefaults, DeclarativeBase):
     metadata = service_metadata("auth")
-    # Server-side values (defaults, updated_at) come back with RETURNING at flush, so
-    # objects stay readable after their unit of work has closed.
-    __mapper_args__ = {"eager_defaults": True}
 
 
 class ExperienceLevel(enum.StrEnum):

@@ -44,10 +44,9 @@ def create_post(
 
 
 def _owned(session: Session, author_id: str, post_id: str, *, lock: bool = False) -> Post:
-    query = select(Post).where(Post.id == post_id, Post.author_id == author_id)
-    if lock:
-        query = query.with_for_update()
-    return first_or_not_found(session, query, "No such post")
+    return first_or_not_found(
+        session, select(Post).where(Post.id == post_id, Post.author_id == author_id),
+        "No such post", lock=lock)
 
 
 def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> Post:

@@ -8,15 +8,12 @@ from datetime import datetime
 from sqlalchemy import DateTime, Enum, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import Timestamps, service_metadata
+from shared.db import EagerDefaults, Timestamps, service_metadata
 from shared.ids import new_id
 
 
-class Base(DeclarativeBase):
+class Base(EagerDefaults, DeclarativeBase):
     metadata = service_metadata("goals")
-    # Server-side values (updated_at) come back with RETURNING at flush, so objects stay
-    # readable after their unit of work has closed.
-    __mapper_args__ = {"eager_defaults": True}
 
 
 class GoalPeriod(enum.StrEnum):

@@ -63,10 +63,9 @@ def create_goal(
 
 
 def _owned(session: Session, user_id: str, goal_id: str, *, lock: bool = False) -> Goal:
-    query = select(Goal).where(Goal.id == goal_id, Goal.user_id == user_id)
-    if lock:
-        query = query.with_for_update()
-    return first_or_not_found(session, query, "No such goal")
+    return first_or_not_found(
+        session, select(Goal).where(Goal.id == goal_id, Goal.user_id == user_id),
+        "No such goal", lock=lock)
 
 
 def get_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:

@@ -14,15 +14,12 @@ from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint,
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import Timestamps, service_metadata
+from shared.db import EagerDefaults, Timestamps, service_metadata
 from shared.ids import new_id
 
 
-class Base(DeclarativeBase):
+class Base(EagerDefaults, DeclarativeBase):
     metadata = service_metadata("stories")
-    # Server-side values (updated_at) come back with RETURNING at flush, so objects stay
-    # readable after their unit of work has closed.
-    __mapper_args__ = {"eager_defaults": True}
 
 
 class Story(Timestamps, Base):

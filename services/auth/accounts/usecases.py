@@ -22,8 +22,8 @@ from services.auth import passwords, throttle, users
 from services.auth.models import User, UserSession
 from services.auth.tokens import AccessToken, TokenIssuer, new_secret, secret_hash
 from services.auth.verification import queue_verification
-from shared.db import UnitOfWork, utcnow
-from shared.errors import Conflict, NotFound, Unauthorized
+from shared.db import UnitOfWork, first_or_not_found, utcnow
+from shared.errors import Conflict, Unauthorized
 
 BAD_CREDENTIALS = "The email or password is incorrect"
 BAD_SESSION = "The session is unknown or has expired; log in again"
@@ -138,12 +138,8 @@ def logout_all(uow: UnitOfWork, *, user_id: str) -> None:
 
 
 def _user(session: Session, user_id: str, *, lock: bool = False) -> User:
-    query = select(User).where(User.id == user_id)
-    if lock:
-        query = query.with_for_update()
-    user = session.scalars(query).first()
-    if user is None:
-        raise NotFound("No such user")
+    user: User = first_or_not_found(session, select(User).where(User.id == user_id),
+                                    "No such user", lock=lock)
     return user
 
 
