@@ -17,20 +17,27 @@ Environment:
                               per-process default registry would give wrong numbers.
     GUNICORN_CONTROL_SOCKET   path for gunicornc's control socket (default: disabled, so
                               several masters on one machine do not fight over one socket)
+    WEB_HANDOVER_DIR          set by the local runner: where a USR2 re-exec finds the
+                              environment of the new master and reports its pid and its
+                              workers' readiness (see pre_exec and post_worker_init)
 
-Signals (what the local runner, python -m deploy, uses): HUP = graceful reload (new workers
-with new code, old ones finish their requests), TERM = graceful stop within graceful_timeout.
+Signals: USR2 = start a new master on the current code beside this one, on the same
+listening socket (what the local runner, python -m deploy, does to deploy; it then TERMs
+the old master once the new one's workers are ready); TERM = graceful stop within
+graceful_timeout. HUP = new workers on this master's settings.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -129,9 +136,11 @@ def _multiproc_dir() -> str:
 
 
 def on_starting(server: Any) -> None:
-    """Master start: begin with an empty metrics dir (stale files would double-count)."""
+    """Master start: begin with an empty metrics dir (stale files would double-count). Not
+    in a master started by USR2: the old master's workers are still writing theirs."""
     path = _multiproc_dir()
-    if not path:
+    started_by_usr2 = getattr(server, "master_pid", 0) != 0
+    if not path or started_by_usr2:
         return
     os.makedirs(path, exist_ok=True)
     for name in os.listdir(path):
@@ -147,3 +156,98 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+# --- handover to a new master (USR2) -------------------------------------------------------
+#
+# The runner writes <WEB_HANDOVER_DIR>/env.json (the environment a fresh start would get),
+# then sends USR2. gunicorn forks and, in the child, calls pre_exec before exec'ing the new
+# master with `cfg.env_orig`: the old master's environment unless replaced here. The new
+# master's workers answer readyz in-process and write the status to <dir>/<pid>.ready.
+
+HANDOVER_ENV = "env.json"
+HANDOVER_PID = "master.pid"
+HANDOVER_RETRY_S = 0.25
+
+
+def _handover_dir() -> Path | None:
+    value = os.environ.get("WEB_HANDOVER_DIR", "")
+    return Path(value) if value else None
+
+
+def _write(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def pre_exec(server: Any) -> None:
+    """In the child that becomes the new master, before its exec: a session of its own (so a
+    forced stop of either master by process group never reaches the other), the environment
+    the runner left for it, and its pid where the runner looks."""
+    with contextlib.suppress(OSError):
+        os.setsid()
+    directory = _handover_dir()
+    if directory is None:
+        return
+    try:
+        env = json.loads((directory / HANDOVER_ENV).read_text())
+        server.cfg.env_orig = {str(k): str(v) for k, v in env.items()}
+    except (OSError, ValueError, AttributeError) as exc:
+        server.log.error("handover: %s not read (%s): the new master keeps this one's "
+                         "environment", directory / HANDOVER_ENV, exc)
+    with contextlib.suppress(OSError):
+        _write(directory / HANDOVER_PID, f"{os.getpid()}\n")
+
+
+def _ask(app: Any, path: str) -> str:
+    """The status `app` answers GET `path` with, called in-process (no socket: the listening
+    one is shared with the old master's workers, which would answer as often as not)."""
+    host, _, port = bind[0].rpartition(":")
+    environ = {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
+        "SERVER_NAME": host or "127.0.0.1", "SERVER_PORT": port or "80",
+        "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": bind[0], "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_X_REQUEST_ID": f"handover-{os.getpid()}",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr, "wsgi.multithread": threads > 1,
+        "wsgi.multiprocess": True, "wsgi.run_once": False,
+    }
+    answered: list[str] = []
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+        answered.append(status)
+        return lambda data: None
+
+    try:
+        body = app(environ, start_response)
+        try:
+            for _chunk in body:
+                pass
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+    except Exception as exc:  # report, the runner decides
+        return f"error:{type(exc).__name__}"
+    return answered[0].split(None, 1)[0] if answered else "none"
+
+
+def post_worker_init(worker: Any) -> None:
+    """In a worker of a master started by USR2, before it accepts a connection: ask the app
+    for readyz until it answers 200, each answer written for the runner as "<status>
+    <workers wanted>" to <dir>/<pid>.ready. So a new version that is not ready never takes
+    a request from the shared socket: the old workers keep answering, and the runner stops
+    this master when it gives up. Not once the new master is promoted (gunicorn then drops
+    GUNICORN_PID from its environment): later workers start at once, as on a fresh start."""
+    directory = _handover_dir()
+    if directory is None or not os.environ.get("GUNICORN_PID"):
+        return
+    while worker.alive:  # TERM (the runner giving up) ends the wait, and the worker
+        status = _ask(worker.wsgi, f"/{SERVICE}/readyz")
+        with contextlib.suppress(OSError):  # the handover may be over (directory removed)
+            _write(directory / f"{os.getpid()}.ready", f"{status} {worker.cfg.workers}\n")
+        if status == "200":
+            return
+        worker.notify()  # alive, for the master's timeout
+        time.sleep(HANDOVER_RETRY_S)

@@ -6,15 +6,17 @@
                                          is not running, the gateway, wait until ready.
                                          SVC: deploy that service alone (migrate, then start it,
                                          or roll it if it is running).
-    python3 -m deploy restart [SVC...]   graceful rolling restart (web: HUP, worker: TERM and
-                                         start again); default: every service
+    python3 -m deploy restart [SVC...]   graceful rolling restart (web: a new master beside the
+                                         old one, which is stopped once the new one is ready;
+                                         worker: TERM and start again); default: every service
     python3 -m deploy stop [SVC...]      graceful stop (TERM, STOP_TIMEOUT s, then KILL);
                                          all: the gateway too
     python3 -m deploy status             what runs where; exit 3 if anything is down
     python3 -m deploy logs [SVC]         follow the logs
 
 Everything lives under var/: run/*.pid, log/*.log, nginx/ (rendered gateway config),
-prometheus/<svc>/ (gunicorn multiprocess metrics), keys/ (auth signing keys), mail/.
+prometheus/<svc>/ (gunicorn multiprocess metrics), keys/ (auth signing keys), mail/, and
+run/<svc>-web.handover/ while a web process is being rolled.
 Only processes named in var/run/*.pid are ever signalled, and only after checking that the
 pid still runs the command we started (a pid can be reused after a crash).
 
@@ -31,6 +33,7 @@ import datetime as dt
 import errno
 import fcntl
 import http.client
+import json
 import os
 import re
 import shutil
@@ -204,9 +207,12 @@ def http_status(url: str, timeout: float = 2.0) -> str:
         return "000"
 
 
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def tail(path: Path, lines: int = LOG_TAIL_LINES, since: int = 0) -> str:
+    """The last `lines` lines of `path`, of what was written past byte `since`."""
     try:
-        text = path.read_text(errors="replace")
+        with path.open("rb") as log:
+            log.seek(since)
+            text = log.read().decode(errors="replace")
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:])
@@ -299,16 +305,23 @@ class LocalSystem:
     def live_pid(self, name: str) -> int | None:
         """The pid in var/run/<name>.pid if it still runs what we started, else None."""
         pid = self.recorded_pid(name)
-        if pid is None:
-            return None
+        return pid if pid is not None and self.is_ours(name, pid) else None
+
+    def is_ours(self, name: str, pid: int) -> bool:
+        """Does `pid` still run what we started as `name`?"""
         child = self.spawned.get(name)
         if child is not None and child.pid == pid:
             # Our own child: its pid cannot be reused before we reap it, and its command line
             # may not be readable yet in the instant after exec.
-            return pid if child.poll() is None else None
-        if running(pid) and self.marker(name) in cmdline(pid):
-            return pid
-        return None
+            return child.poll() is None
+        return running(pid) and self.marker(name) in cmdline(pid)
+
+    def record_pid(self, name: str, pid: int) -> None:
+        """var/run/<name>.pid names `pid` (replaced whole: a reader never sees half a file)."""
+        path = self.pid_file(name)
+        partial = path.with_suffix(".pid.tmp")
+        partial.write_text(f"{pid}\n")
+        partial.replace(path)
 
     def spawn(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> int:
         """Start `argv` in its own session (a forced stop takes its whole process group),
@@ -323,8 +336,18 @@ class LocalSystem:
             proc = subprocess.Popen(argv, env=dict(env), cwd=self.root, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.spawned[name] = proc
-        self.pid_file(name).write_text(f"{proc.pid}\n")
+        self.record_pid(name, proc.pid)
         return proc.pid
+
+    def log_line(self, name: str, what: str) -> int:
+        """A `=== <time> <what>` line in var/log/<name>.log, as `spawn` writes; returns where
+        the log ended before it (what the process logs next comes after)."""
+        log = self.log_file(name)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with log.open("ab") as out:
+            end = out.tell()
+            out.write(f"\n=== {stamp} {what}\n".encode())
+        return end
 
     def stop(self, names: Iterable[str]) -> None:
         """TERM (nginx: QUIT, its graceful stop), wait STOP_TIMEOUT, then KILL the leftovers'
@@ -343,13 +366,20 @@ class LocalSystem:
                 os.kill(pid, signal.SIGQUIT if name == "nginx" else signal.SIGTERM)
             self.say(f"{name}: stopping (pid {pid})")
             stopping[name] = pid
+        self.await_exit(stopping)
+        for name in stopping:
+            self.pid_file(name).unlink(missing_ok=True)
+
+    def await_exit(self, signalled: Mapping[str, int]) -> None:
+        """Wait STOP_TIMEOUT for each process told to stop (name -> pid), then KILL the
+        process group of any still running what we started."""
         deadline = time.monotonic() + self.stop_timeout
-        while any(self.live_pid(n) == p for n, p in stopping.items()):
+        while any(self.is_ours(n, p) for n, p in signalled.items()):
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.1)
-        for name, pid in stopping.items():
-            if self.live_pid(name) == pid:
+        for name, pid in signalled.items():
+            if self.is_ours(name, pid):
                 self.warn(f"{name}: still running after {self.stop_timeout:g}s, "
                           f"killing (pid {pid})")
                 with contextlib.suppress(ProcessLookupError):
@@ -357,7 +387,6 @@ class LocalSystem:
                         os.killpg(pid, signal.SIGKILL)
                     else:
                         os.kill(pid, signal.SIGKILL)
-            self.pid_file(name).unlink(missing_ok=True)
 
     # --- ports -----------------------------------------------------------------------------
 
@@ -391,7 +420,13 @@ class LocalSystem:
 
     def web_env(self, svc: str) -> dict[str, str]:
         return {**self.env, "SERVICE": svc, "BIND": f"127.0.0.1:{self.port(svc)}",
-                "PROMETHEUS_MULTIPROC_DIR": str(self.prom_dir / svc)}
+                "PROMETHEUS_MULTIPROC_DIR": str(self.prom_dir / svc),
+                "WEB_HANDOVER_DIR": str(self.handover_dir(svc))}
+
+    def handover_dir(self, svc: str) -> Path:
+        """Where a rolling reload hands the new master its environment and learns its pid
+        and its workers' readiness (deploy/gunicorn.conf.py: pre_exec, post_worker_init)."""
+        return self.run_dir / f"{svc}-web.handover"
 
     def start_web(self, svc: str) -> bool:
         """Start svc's gunicorn unless it runs; True when started (then `await_boot` it)."""
@@ -405,6 +440,7 @@ class LocalSystem:
         prom = self.prom_dir / svc
         shutil.rmtree(prom, ignore_errors=True)
         prom.mkdir(parents=True)
+        shutil.rmtree(self.handover_dir(svc), ignore_errors=True)
         gunicorn = str(self.venv / "bin" / "gunicorn")
         config = str(self.root / "deploy" / "gunicorn.conf.py")
         pid = self.spawn(name, [gunicorn, "--config", config, f"services.{svc}.app:create_app()"],
@@ -415,14 +451,16 @@ class LocalSystem:
     def start_webs(self, services: Iterable[str]) -> None:
         self.await_boot([svc for svc in services if self.start_web(svc)])
 
-    def boot_failure(self, name: str, what: str) -> DeployError:
+    def boot_failure(self, name: str, what: str, since: int = 0) -> DeployError:
+        """`what` went wrong, with the first error and the tail of what `name` logged (past
+        byte `since` of its log)."""
         if self.live_pid(name) is None:
             self.pid_file(name).unlink(missing_ok=True)
         log = self.log_file(name)
         error = first_error(log)
         cause = f"\n  first error: {error}" if error else ""
         return DeployError(f"{name}: {what}{cause}\n--- last {LOG_TAIL_LINES} lines of "
-                           f"{self.shown(log)} ---\n{tail(log)}")
+                           f"{self.shown(log)} ---\n{tail(log, since=since)}")
 
     def await_boot(self, services: Sequence[str]) -> None:
         """Until each web answers healthz from a socket its own master holds; a master that
@@ -448,36 +486,158 @@ class LocalSystem:
                                         f"own socket after {self.ready_timeout:g}s")
             time.sleep(0.1)
 
-    def changed_settings(self, svc: str, pid: int) -> list[str]:
-        """Settings the running web started with that differ from what it would get now.
+    # --- rolling reload: a new master beside the old one ----------------------------------
+    #
+    # gunicorn's USR2 makes the master fork and exec a new master on the current code, which
+    # inherits the listening socket and starts its own workers while the old ones keep
+    # serving. deploy/gunicorn.conf.py's hooks use the handover directory: pre_exec gives the
+    # new master the environment in env.json (exec would otherwise keep the old master's)
+    # and writes its pid to master.pid; each new worker asks its app for readyz in-process
+    # and writes "<status> <workers wanted>" to <pid>.ready.
 
-        A HUP keeps the master's environment, so such a change needs a fresh start. Compared:
-        what .env and .env.example name, and what the runner sets itself."""
-        keys = set(read_dotenv(self.root / ".env")) | set(read_dotenv(self.root / ".env.example"))
-        keys |= {"SERVICE", "BIND", "PROMETHEUS_MULTIPROC_DIR", "AUTH_KEYS_DIR", "MAIL_DIR"}
-        keys |= {f"{s.upper()}_PORT" for s in SERVICES}
+    _GUNICORN_OWN = frozenset({"GUNICORN_PID", "GUNICORN_FD", "LISTEN_PID", "LISTEN_FDS"})
+
+    def restart_reason(self, svc: str, pid: int) -> str | None:
+        """Why the running web `pid` cannot be rolled (then it is restarted), if it cannot:
+        the new master inherits the listening socket, so a new address needs a fresh start,
+        and a master started without the handover directory cannot pass on the settings."""
         started, wanted = process_environ(pid), self.web_env(svc)
-        if not started:  # unreadable: nothing to compare
-            return []
+        if not started:  # unreadable: the new master's environment is checked instead
+            return None
+        if started.get("WEB_HANDOVER_DIR") != wanted["WEB_HANDOVER_DIR"]:
+            return "it was started before rolling reloads"
+        if started.get("BIND") != wanted["BIND"]:
+            return f"its address changes ({started.get('BIND')} -> {wanted['BIND']})"
+        return None
+
+    def changed_settings(self, pid: int, wanted: Mapping[str, str]) -> list[str]:
+        """The settings `pid` started with that the new master gets changed, for the operator
+        (the new master gets the whole environment; this names what .env and .env.example
+        name, and what the runner sets itself, not the shell's own variables)."""
+        keys = set(read_dotenv(self.root / ".env")) | set(read_dotenv(self.root / ".env.example"))
+        keys |= {"SERVICE", "BIND", "PROMETHEUS_MULTIPROC_DIR", "AUTH_KEYS_DIR", "MAIL_DIR",
+                 "WEB_HANDOVER_DIR"}
+        keys |= {f"{s.upper()}_PORT" for s in SERVICES}
+        started = process_environ(pid)
         return sorted(k for k in keys if started.get(k, "") != wanted.get(k, ""))
 
-    def reload_web(self, svc: str, pid: int) -> None:
-        """HUP: gunicorn starts workers on the new code, then retires the old ones gracefully
-        (the listening socket never closes). Returns once the new workers answer."""
+    def is_new_master(self, name: str, pid: int, old: int) -> bool:
+        """Is `pid` a master that `old` exec'd on USR2 (gunicorn names the old one in its
+        environment), running what we started as `name`?"""
+        return (self.is_ours(name, pid)
+                and process_environ(pid).get("GUNICORN_PID") == str(old))
+
+    def handed_over_pid(self, handover: Path) -> int | None:
+        try:
+            text = (handover / "master.pid").read_text()
+        except OSError:
+            return None
+        digits = "".join(c for c in text if c.isdigit())
+        return int(digits) if digits else None
+
+    def ready_workers(self, handover: Path, master: int) -> tuple[dict[int, str], int]:
+        """The readyz status each live worker of `master` reported (pid -> status; absent:
+        not yet), and how many workers it wants (0 while none has said)."""
+        answers, wanted = {}, 0
+        for pid in children(master):
+            try:
+                status, _, workers = (handover / f"{pid}.ready").read_text().partition(" ")
+            except OSError:
+                continue
+            answers[pid] = status
+            wanted = max(wanted, int(workers) if workers.strip().isdigit() else 1)
+        return answers, wanted
+
+    def reload_web(self, svc: str, old: int) -> None:
+        """USR2, then wait until every worker of the new master answers readyz; then the pid
+        file names the new master and the old one gets TERM (its workers finish their
+        requests; STOP_TIMEOUT, then KILL). A new master that exits (its code does not
+        import) or is not ready within READY_TIMEOUT is stopped if it runs, and reported
+        with its log: the old master keeps serving the old version."""
         name = f"{svc}-web"
-        old = children(pid)
-        self.say(f"{name}: graceful reload (HUP pid {pid})")
-        os.kill(pid, signal.SIGHUP)
+        strays = [pid for pid in children(old) if self.is_new_master(name, pid, old)]
+        if strays:  # gunicorn ignores USR2 while a master it exec'd runs
+            raise DeployError(f"{name}: pid {strays[0]}, a master started by an earlier USR2, "
+                              f"runs beside pid {old}: stop the one not wanted first")
+        handover = self.handover_dir(svc)
+        shutil.rmtree(handover, ignore_errors=True)
+        handover.mkdir(parents=True, mode=0o700)
+        wanted_env = self.web_env(svc)
+        env_file = handover / "env.json"
+        env_file.touch(mode=0o600)  # settings include passwords
+        env_file.write_text(json.dumps(wanted_env))
+        since = self.log_line(name, f"reloading: USR2 to pid {old}, a new master follows")
+        changed = self.changed_settings(old, wanted_env)
+        self.say(f"{name}: rolling reload (USR2 pid {old})"
+                 + (f"; settings changed since it started: {', '.join(changed)}"
+                    if changed else ""))
+        new: int | None = None
+        try:
+            new = self.await_new_master(name, old, handover, wanted_env, since)
+        except BaseException:  # a failure, or interrupted: one master is left, and recorded
+            found = new or self.handed_over_pid(handover)
+            if found is not None and self.is_new_master(name, found, old):
+                if self.is_ours(name, old):
+                    self.say(f"{name}: stopping the new master (pid {found}); "
+                             f"pid {old} keeps serving")
+                    os.kill(found, signal.SIGTERM)
+                    self.await_exit({name: found})
+                else:
+                    self.record_pid(name, found)
+            raise
+        finally:
+            shutil.rmtree(handover, ignore_errors=True)
+        self.record_pid(name, new)
+        self.say(f"{name}: new master (pid {new}) ready, stopping the old one (pid {old})")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old, signal.SIGTERM)
+        self.await_exit({name: old})
+
+    def await_new_master(self, name: str, old: int, handover: Path,
+                         wanted_env: Mapping[str, str], since: int) -> int:
+        """USR2 to `old`; the new master's pid, once all its workers answer readyz 200 and it
+        runs with `wanted_env`; DeployError (with the log since byte `since`) when it cannot.
+
+        USR2 is sent again each second until a new master is forked: gunicorn ignores it in
+        a master that has not yet noticed that its own old master is gone (up to a second
+        after a previous reload), and a second one while the first is handled."""
         deadline = time.monotonic() + self.ready_timeout
+        new: int | None = None
+        answers: dict[int, str] = {}
+        next_usr2 = time.monotonic()
         while True:
-            if self.live_pid(name) != pid:
-                raise self.boot_failure(name, "exited while reloading: the new code did not boot")
-            if not children(pid) & old and http_status(
-                    f"http://127.0.0.1:{self.port(svc)}/{svc}/healthz", 1.0) == "200":
-                return
+            if not self.is_ours(name, old):
+                raise self.boot_failure(name, f"the old master (pid {old}) exited during the "
+                                              "reload", since)
+            pid = self.handed_over_pid(handover)
+            if pid is None and time.monotonic() >= next_usr2:
+                os.kill(old, signal.SIGUSR2)
+                next_usr2 = time.monotonic() + 1.0
+            if pid is not None and not running(pid):
+                raise self.boot_failure(
+                    name, f"the new master (pid {pid}) exited: the new version did not boot; "
+                          f"pid {old} keeps serving the old one", since)
+            if pid is not None and self.is_new_master(name, pid, old):
+                new = pid
+                answers, workers = self.ready_workers(handover, new)
+                if workers and len(answers) >= workers and all(
+                        status == "200" for status in answers.values()):
+                    break
             if time.monotonic() >= deadline:
-                raise self.boot_failure(name, f"reload not done after {self.ready_timeout:g}s")
+                seen = ", ".join(f"pid {p}: {s}" for p, s in sorted(answers.items()))
+                what = (f"no new master within {self.ready_timeout:g}s of USR2" if new is None
+                        else f"the new master (pid {new}) is not ready after "
+                             f"{self.ready_timeout:g}s (its workers' readyz: {seen or 'none yet'})")
+                raise self.boot_failure(name, f"{what}; pid {old} keeps serving the old "
+                                              "version", since)
             time.sleep(0.1)
+        started = {k: v for k, v in process_environ(new).items() if k not in self._GUNICORN_OWN}
+        differs = sorted(k for k in set(started) | set(wanted_env)
+                         if started.get(k) != wanted_env.get(k))
+        if differs:
+            raise self.boot_failure(name, f"the new master (pid {new}) did not get the current "
+                                          f"settings (differ: {', '.join(differs)})", since)
+        return new
 
     # --- workers ---------------------------------------------------------------------------
 
@@ -494,13 +654,14 @@ class LocalSystem:
         self.say(f"{name}: started (pid {pid})")
 
     def roll(self, svc: str) -> None:
-        """Web: HUP (or a fresh start when its settings changed); worker: stop gracefully and
-        start again (its batch in hand is acked or redelivered, so nothing is lost)."""
+        """Web: a rolling reload (or a fresh start when one cannot be done); worker: stop
+        gracefully and start again (its batch in hand is acked or redelivered, so nothing is
+        lost). A web that fails to reload leaves the old version serving and the worker
+        untouched."""
         name = f"{svc}-web"
         pid = self.live_pid(name)
-        if pid is not None and (changed := self.changed_settings(svc, pid)):
-            self.say(f"{name}: settings changed since it started ({', '.join(changed)}): "
-                     "restarting it instead of a reload")
+        if pid is not None and (why := self.restart_reason(svc, pid)):
+            self.say(f"{name}: {why}: restarting it instead of a rolling reload")
             self.stop([name])
             pid = None
         if pid is None:
