@@ -171,12 +171,6 @@ class Database:
     def notify_channel(self) -> str:
         return f"outbox_{self.schema}"
 
-    def is_deleted_user(self, session: Session, user_id: str) -> bool:
-        row = session.execute(
-            self.tombstones.select().where(self.tombstones.c.user_id == user_id)
-        ).first()
-        return row is not None
-
     def listen(self, channel: str) -> psycopg.Connection[Any]:
         """A dedicated autocommit connection LISTENing on `channel` (outside the pool: it
         lives as long as the loop that waits on it)."""

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from shared.config import Settings, load_env_file
-from shared.consumer import EventConsumer, Handler
+from shared.consumer import EventConsumer, Handlers
 from shared.db import Database
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
@@ -24,14 +24,17 @@ log = logging.getLogger(__name__)
 
 def run_worker(
     service: str,
-    handlers: dict[str, Handler],
+    handlers: Handlers,
     *,
     loops: Sequence[Callable[[Settings, Database, threading.Event], None]] = (),
+    settings: Settings | None = None,
 ) -> None:
     """Relay and consumer, plus any service-specific `loops` (each in its own thread,
-    each returning once `stop` is set)."""
-    load_env_file()
-    settings = Settings.from_env(service)
+    each returning once `stop` is set). `settings`: the ones the service's main built, or
+    read here (with `.env`) when it built none."""
+    if settings is None:
+        load_env_file()
+        settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
     db = Database(settings.database_url, service, pool_size=2)
     stop = threading.Event()

@@ -21,7 +21,8 @@ def main() -> None:
     def deliver_mail(_base: Settings, db: Database, stop: threading.Event) -> None:
         MailDelivery(settings.mail, db).run(stop)
 
-    run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts])
+    run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts],
+               settings=settings.base)
 
 
 if __name__ == "__main__":

@@ -463,7 +463,9 @@ def test_delete_user_announces_the_deletion_and_leaves_a_tombstone(
     [event] = outbox_events(db, "auth.user.deleted", user["id"])
     assert event["data"]["user_id"] == user["id"]
     with db.sessions() as session:
-        assert db.is_deleted_user(session, user["id"])
+        tombstone = db.tombstones
+        assert session.execute(select(tombstone).where(
+            tombstone.c.user_id == user["id"])).first() is not None
 
 
 def test_deleting_an_unknown_user_is_null_and_announces_nothing(
