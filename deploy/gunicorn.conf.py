@@ -177,11 +177,12 @@ def pre_fork(server: Any, worker: Any) -> None:
 # The runner writes <WEB_HANDOVER_DIR>/env.json (the environment a fresh start would get),
 # then sends USR2. gunicorn forks and, in the child, calls pre_exec before exec'ing the new
 # master with `cfg.env_orig`: the old master's environment unless replaced here. The new
-# master's workers answer readyz in-process and write the status to <dir>/<pid>.ready.
+# master's workers ask readyz in-process and write the answer to <dir>/<pid>.ready.
 
 HANDOVER_ENV = "env.json"
 HANDOVER_PID = "master.pid"
 HANDOVER_RETRY_S = 0.25
+HANDOVER_BODY_BYTES = 300  # of a readyz answer, for the runner's report
 
 
 def _handover_dir() -> Path | None:
@@ -214,9 +215,10 @@ def pre_exec(server: Any) -> None:
         _write(directory / HANDOVER_PID, f"{os.getpid()}\n")
 
 
-def _ask(app: Any, path: str) -> str:
-    """The status `app` answers GET `path` with, called in-process (no socket: the listening
-    one is shared with the old master's workers, which would answer as often as not)."""
+def _ask(app: Any, path: str) -> tuple[str, str]:
+    """The status `app` answers GET `path` with, and the start of its body, called in-process
+    (no socket: the listening one is shared with the old master's workers, which would
+    answer as often as not)."""
     host, _, port = bind[0].rpartition(":")
     environ = {
         "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
@@ -228,39 +230,43 @@ def _ask(app: Any, path: str) -> str:
         "wsgi.multiprocess": True, "wsgi.run_once": False,
     }
     answered: list[str] = []
+    body = b""
 
     def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
         answered.append(status)
         return lambda data: None
 
     try:
-        body = app(environ, start_response)
+        chunks = app(environ, start_response)
         try:
-            for _chunk in body:
-                pass
+            for chunk in chunks:
+                body += chunk[:HANDOVER_BODY_BYTES - len(body)]
         finally:
-            close = getattr(body, "close", None)
+            close = getattr(chunks, "close", None)
             if close is not None:
                 close()
     except Exception as exc:  # report, the runner decides
-        return f"error:{type(exc).__name__}"
-    return answered[0].split(None, 1)[0] if answered else "none"
+        return "error", " ".join(f"{type(exc).__name__}: {exc}".split())[:HANDOVER_BODY_BYTES]
+    status = answered[0].split(None, 1)[0] if answered else "none"
+    return status, " ".join(body.decode(errors="replace").split())
 
 
 def post_worker_init(worker: Any) -> None:
     """In a worker of a master started by USR2, before it accepts a connection: ask the app
-    for readyz until it answers 200, each answer written for the runner as "<status>
-    <workers wanted>" to <dir>/<pid>.ready. So a new version that is not ready never takes
-    a request from the shared socket: the old workers keep answering, and the runner stops
-    this master when it gives up. Not once the new master is promoted (gunicorn then drops
-    GUNICORN_PID from its environment): later workers start at once, as on a fresh start."""
+    for readyz until it answers 200, each answer written for the runner to <dir>/<pid>.ready
+    ("<status> <workers wanted>", then the start of the body). So a new version that is not
+    ready never takes a request from the shared socket: the old workers keep answering, and
+    the runner stops this master when it gives up. Not once the new master is promoted
+    (gunicorn then drops GUNICORN_PID from its environment): later workers start at once, as
+    on a fresh start."""
     directory = _handover_dir()
     if directory is None or not os.environ.get("GUNICORN_PID"):
         return
     while worker.alive:  # TERM (the runner giving up) ends the wait, and the worker
-        status = _ask(worker.wsgi, f"/{SERVICE}/readyz")
+        status, body = _ask(worker.wsgi, f"/{SERVICE}/readyz")
         with contextlib.suppress(OSError):  # the handover may be over (directory removed)
-            _write(directory / f"{os.getpid()}.ready", f"{status} {worker.cfg.workers}\n")
+            _write(directory / f"{os.getpid()}.ready",
+                   f"{status} {worker.cfg.workers}\n{body}\n")
         if status == "200":
             return
         worker.notify()  # alive, for the master's timeout

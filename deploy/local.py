@@ -535,16 +535,19 @@ class LocalSystem:
         digits = "".join(c for c in text if c.isdigit())
         return int(digits) if digits else None
 
-    def ready_workers(self, handover: Path, master: int) -> tuple[dict[int, str], int]:
-        """The readyz status each live worker of `master` reported (pid -> status; absent:
-        not yet), and how many workers it wants (0 while none has said)."""
+    def ready_workers(self, handover: Path,
+                      master: int) -> tuple[dict[int, tuple[str, str]], int]:
+        """What each live worker of `master` last had readyz answer (pid -> status and the
+        start of the body; absent: not yet), and how many workers it wants (0 while none
+        has said)."""
         answers, wanted = {}, 0
         for pid in children(master):
             try:
-                status, _, workers = (handover / f"{pid}.ready").read_text().partition(" ")
+                first, _, body = (handover / f"{pid}.ready").read_text().partition("\n")
             except OSError:
                 continue
-            answers[pid] = status
+            status, _, workers = first.partition(" ")
+            answers[pid] = (status, body.strip())
             wanted = max(wanted, int(workers) if workers.strip().isdigit() else 1)
         return answers, wanted
 
@@ -603,7 +606,7 @@ class LocalSystem:
         after a previous reload), and a second one while the first is handled."""
         deadline = time.monotonic() + self.ready_timeout
         new: int | None = None
-        answers: dict[int, str] = {}
+        answers: dict[int, tuple[str, str]] = {}
         next_usr2 = time.monotonic()
         while True:
             if not self.is_ours(name, old):
@@ -621,15 +624,16 @@ class LocalSystem:
                 new = pid
                 answers, workers = self.ready_workers(handover, new)
                 if workers and len(answers) >= workers and all(
-                        status == "200" for status in answers.values()):
+                        status == "200" for status, _ in answers.values()):
                     break
             if time.monotonic() >= deadline:
-                seen = ", ".join(f"pid {p}: {s}" for p, s in sorted(answers.items()))
+                seen = ", ".join(f"pid {p}: {s}" for p, (s, _) in sorted(answers.items()))
+                said = next((body for s, body in answers.values() if s != "200" and body), "")
                 what = (f"no new master within {self.ready_timeout:g}s of USR2" if new is None
                         else f"the new master (pid {new}) is not ready after "
                              f"{self.ready_timeout:g}s (its workers' readyz: {seen or 'none yet'})")
-                raise self.boot_failure(name, f"{what}; pid {old} keeps serving the old "
-                                              "version", since)
+                raise self.boot_failure(name, f"{what}; pid {old} keeps serving the old version"
+                                        + (f"\n  readyz said: {said}" if said else ""), since)
             time.sleep(0.1)
         started = {k: v for k, v in process_environ(new).items() if k not in self._GUNICORN_OWN}
         differs = sorted(k for k in set(started) | set(wanted_env)

@@ -229,6 +229,7 @@ def test_a_new_version_that_fails_leaves_the_old_one_serving(
                in err.split("--- last 20 lines of", 1)[1]
     else:
         assert "503" in err
+        assert "\n  readyz said: 2 " in err  # the start of the new version's answer
     assert load.failures() == []
     assert load.versions() == {"1"}
     assert started.live_pid("goals-web") == old
