@@ -492,8 +492,8 @@ class LocalSystem:
     # inherits the listening socket and starts its own workers while the old ones keep
     # serving. deploy/gunicorn.conf.py's hooks use the handover directory: pre_exec gives the
     # new master the environment in env.json (exec would otherwise keep the old master's)
-    # and writes its pid to master.pid; each new worker asks its app for readyz in-process
-    # and writes "<status> <workers wanted>" to <pid>.ready.
+    # and writes its pid to master.pid; each new worker asks its app for readyz in-process,
+    # writes the answer to <pid>.ready, and accepts connections only once it is 200.
 
     _GUNICORN_OWN = frozenset({"GUNICORN_PID", "GUNICORN_FD", "LISTEN_PID", "LISTEN_FDS"})
 
@@ -527,6 +527,10 @@ class LocalSystem:
         return (self.is_ours(name, pid)
                 and process_environ(pid).get("GUNICORN_PID") == str(old))
 
+    def exec_child(self, name: str, old: int) -> int | None:
+        """A new master `old` has started, found among its children."""
+        return next((pid for pid in children(old) if self.is_new_master(name, pid, old)), None)
+
     def handed_over_pid(self, handover: Path) -> int | None:
         try:
             text = (handover / "master.pid").read_text()
@@ -558,9 +562,9 @@ class LocalSystem:
         import) or is not ready within READY_TIMEOUT is stopped if it runs, and reported
         with its log: the old master keeps serving the old version."""
         name = f"{svc}-web"
-        strays = [pid for pid in children(old) if self.is_new_master(name, pid, old)]
-        if strays:  # gunicorn ignores USR2 while a master it exec'd runs
-            raise DeployError(f"{name}: pid {strays[0]}, a master started by an earlier USR2, "
+        stray = self.exec_child(name, old)
+        if stray is not None:  # gunicorn ignores USR2 while a master it exec'd runs
+            raise DeployError(f"{name}: pid {stray}, a master started by an earlier USR2, "
                               f"runs beside pid {old}: stop the one not wanted first")
         handover = self.handover_dir(svc)
         shutil.rmtree(handover, ignore_errors=True)
@@ -578,7 +582,7 @@ class LocalSystem:
         try:
             new = self.await_new_master(name, old, handover, wanted_env, since)
         except BaseException:  # a failure, or interrupted: one master is left, and recorded
-            found = new or self.handed_over_pid(handover)
+            found = new or self.handed_over_pid(handover) or self.exec_child(name, old)
             if found is not None and self.is_new_master(name, found, old):
                 if self.is_ours(name, old):
                     self.say(f"{name}: stopping the new master (pid {found}); "

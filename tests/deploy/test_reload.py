@@ -268,3 +268,23 @@ def _environ(pid: int) -> str:
         return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_restart_never_signals_a_pid_its_file_names_once_reused(
+        app_env: dict[str, str], var: Path, runners: list[LocalSystem],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        (var / "run").mkdir(parents=True)
+        (var / "run" / "goals-web.pid").write_text(f"{stranger.pid}\n")
+        assert main(["restart", "goals"], environ=app_env, var=var) == 0
+        assert stranger.poll() is None, "the stranger was signalled"
+        out = capsys.readouterr().out
+        assert "rolling reload" not in out
+        started = runners[-1].live_pid("goals-web")
+        assert started not in (None, stranger.pid)
+        assert f"goals-web: started (pid {started})" in out
+    finally:
+        main(["stop"], environ=app_env, var=var)
+        stranger.kill()
+        stranger.wait()
