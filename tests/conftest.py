@@ -203,9 +203,7 @@ def auth_header(make_token: Callable[..., str]) -> Callable[[str], dict[str, str
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark `unit` every test that needs neither PostgreSQL nor RabbitMQ (it asks for no
-    fixture that reaches them, and is not an end-to-end test of the running system), so
-    `make test-unit` can run just those, anywhere."""
+    fixture that reaches them), so `make test-unit` can run just those, anywhere."""
     for item in items:
-        end_to_end = "e2e" in item.path.parts
-        if not end_to_end and "infrastructure" not in getattr(item, "fixturenames", ()):
+        if "infrastructure" not in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.unit)

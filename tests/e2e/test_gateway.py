@@ -67,7 +67,7 @@ def smtp() -> Iterator[MailCatcher]:
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory, signing_key: Any,
-           smtp: MailCatcher) -> Iterator[System]:
+           smtp: MailCatcher, database: str) -> Iterator[System]:
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: `make install` installs it")
     s = System(tmp_path_factory.mktemp("system"))
