@@ -5,8 +5,8 @@
 Environment:
     SERVICE                   service name (else taken from the app argument), for defaults/logs
     BIND                      listen address (default 127.0.0.1:<SVC>_PORT)
-    WEB_CONCURRENCY           worker processes (default 2)
-    WEB_THREADS               threads per worker (default 4; 1 = classic sync workers)
+    WEB_CONCURRENCY           worker processes (default 3)
+    WEB_THREADS               threads per worker (default 1: sync workers; more makes them gthread)
     WEB_TIMEOUT               seconds before a silent worker is killed (default 30)
     ACCESS_LOG                "1"/"-" for a JSON access log on stdout (default off; the
                               gateway already writes one)
@@ -78,8 +78,12 @@ _port = port_of(SERVICE) if SERVICE in SERVICE_PORTS else 8000
 
 bind = [_env("BIND", f"127.0.0.1:{_port}")]
 preload_app = True
-workers = int(_env("WEB_CONCURRENCY", "2"))
-threads = int(_env("WEB_THREADS", "4"))
+# Sync workers by default: behind nginx (which buffers slow clients) they answered more
+# requests with a third of the p99 of 4-thread gthread workers (bench/http.py: goals list
+# p99 38-50 ms against 76-80 ms), because threads of one process queue for the GIL after
+# every database round trip.
+workers = int(_env("WEB_CONCURRENCY", "3"))
+threads = int(_env("WEB_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(_env("WEB_TIMEOUT", "30"))
 graceful_timeout = 30
