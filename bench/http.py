@@ -348,7 +348,7 @@ def measure_http() -> dict[str, Any]:
             served += int(top_up[-1]["requests"])
         return {"wrk": wrk.describe(), "runs": runs, "top_up": top_up, "served": served,
                 "ratios": _ratios(runs), "memory": _memory(stack),
-                "web_threads": int(BASE_ENV.get("WEB_THREADS") or "4"),  # gunicorn.conf default
+                "web_threads": int(BASE_ENV.get("WEB_THREADS") or "1"),  # gunicorn.conf default
                 "cpu_busy_before": busy}
     finally:
         stack.stop()

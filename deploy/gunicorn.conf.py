@@ -54,7 +54,11 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
+from shared.config import load_env_file  # noqa: E402
 from shared.services import SERVICE_PORTS, port_of  # noqa: E402
+
+# An entry point: `.env` (never over the real environment) for a gunicorn started by hand.
+load_env_file()
 
 
 def _service() -> str:
