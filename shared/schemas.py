@@ -88,6 +88,30 @@ def _converter(field: Any) -> tuple[Convert, type] | None:
     return None
 
 
+def _build_dict(steps: list[tuple[str, Convert, type]]) -> Callable[[Any], dict[str, Any]]:
+    """A function from the tuple of a schema's values (what attrgetter or itemgetter reads,
+    in field order) to its JSON-ready dict, written out as one dict display: a loop over
+    the fields would cost as much again (the way dataclasses and attrs generate their
+    methods). Each value goes out as it is when None or already of its JSON type."""
+    names: dict[str, Any] = {"_AsIs": _AsIs}
+    entries = []
+    for i, (key, convert, as_is) in enumerate(steps):
+        names[f"c{i}"], names[f"t{i}"] = convert, as_is
+        if convert is _identity:
+            entries.append(f"{key!r}: v{i}")
+        elif as_is is _AsIs:
+            entries.append(f"{key!r}: None if v{i} is None else c{i}(v{i})")
+        else:
+            entries.append(f"{key!r}: v{i} if v{i} is None or type(v{i}) is t{i} "
+                           f"else c{i}(v{i})")
+    values = ", ".join(f"v{i}" for i in range(len(steps)))
+    unpack = f"{values} = values" if len(steps) == 1 else f"({values},) = values"
+    source = (f"def build(values):\n    {unpack}\n"
+              f"    return {{{', '.join(entries)}}}\n")
+    exec(compile(source, "<compiled dump>", "exec"), names)  # noqa: S102 - our own source
+    return names["build"]  # type: ignore[no-any-return]
+
+
 class Schema(ma.Schema):
     """A marshmallow schema whose `dump` is compiled (see the module's docstring)."""
 
@@ -127,24 +151,31 @@ class Schema(ma.Schema):
 
         if not plan or any(how is None for _, _, how, _ in plan):
             return dump_any
-        # Objects and rows: every attribute read in one C call, then one pass.
-        steps = [(key, *how) for key, _, how, _ in plan if how is not None]
-        read_all = operator.attrgetter(*[attribute for _, attribute, _, _ in plan])
-        single = len(plan) == 1
+        attributes = [attribute for _, attribute, _, _ in plan]
+        build = _build_dict([(key, *how) for key, _, how, _ in plan if how is not None])
+        read_attributes = operator.attrgetter(*attributes)
+        read_row: dict[tuple[str, ...], Callable[[Any], Any]] = {}  # by the row's columns
 
         def dump(obj: Any) -> dict[str, Any]:
             # marshmallow reads a key of anything with __getitem__, else an attribute; a
-            # row refuses string keys, so for rows too it is the attribute.
-            if hasattr(obj, "__getitem__") and not isinstance(obj, Row):
+            # row refuses string keys, so for a row too it is the attribute, and a row's
+            # attribute is its column: read by position, in C.
+            if isinstance(obj, Row):
+                columns = obj._fields
+                read = read_row.get(columns)
+                if read is None:
+                    if not set(attributes) <= set(columns):
+                        return dump_any(obj)
+                    read = read_row[columns] = operator.itemgetter(
+                        *[columns.index(a) for a in attributes])
+                return build(read(obj))
+            if hasattr(obj, "__getitem__"):
                 return dump_any(obj)
             try:
-                values = read_all(obj)
+                values = read_attributes(obj)
             except AttributeError:
                 return dump_any(obj)  # some attribute is absent: its key is left out
-            if single:
-                values = (values,)
-            return {key: value if value is None or type(value) is as_is else convert(value)
-                    for (key, convert, as_is), value in zip(steps, values, strict=True)}
+            return build(values)
 
         return dump
 

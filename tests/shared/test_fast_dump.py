@@ -150,3 +150,30 @@ def test_fields_the_compiler_does_not_know_fall_back_to_marshmallow() -> None:
         assert out == ThingSchema(many=True).dump([thing])
     assert out == [{"name": "ada", "shade": "red", "size": "BIG",
                     "at": "2026-01-02T00:00:00+00:00", "count": 3, "upper": "ADA"}]
+
+
+def test_rows_dump_like_the_objects_they_stand_for() -> None:
+    """A list reads rows (shared.pagination); a row's attributes are its columns."""
+    from sqlalchemy import DateTime, Enum, create_engine, literal, select
+
+    from services.goals.models import GoalPeriod, GoalStatus
+    from services.goals.schemas import GoalPageSchema, GoalSchema
+
+    at = datetime(2026, 12, 1, 9, 30, 5, 120000)
+    columns: list[Any] = [
+        literal("g1").label("id"), literal("u1").label("user_id"),
+        literal("Ship it").label("title"),
+        literal("WEEKLY", Enum(GoalPeriod)).label("period"),
+        literal("ACTIVE", Enum(GoalStatus)).label("status"),
+        *[literal(at, DateTime()).label(name)
+          for name in ("start_date", "deadline", "created_at", "updated_at")],
+        literal(None, DateTime()).label("completed_at"), literal(2).label("version")]
+    with create_engine("sqlite://").connect() as conn:
+        row = conn.execute(select(*columns)).one()
+    assert row.period is GoalPeriod.WEEKLY
+    page = SimpleNamespace(items=[row, row], next_cursor="c")
+    fast = GoalPageSchema().dump(page)
+    with plain_marshmallow():
+        assert fast == GoalPageSchema().dump(page)
+        assert fast["items"][0] == GoalSchema().dump(SimpleNamespace(**row._asdict()))
+    assert fast["items"][0]["period"] == "WEEKLY" and fast["items"][0]["completedAt"] is None
