@@ -11,7 +11,7 @@ schema), or marshmallow itself wherever a schema uses something the compiler doe
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import marshmallow as ma
@@ -112,8 +112,44 @@ def _build_dict(steps: list[tuple[str, Convert, type]]) -> Callable[[Any], dict[
     return names["build"]  # type: ignore[no-any-return]
 
 
+NUL_MESSAGE = "Must not contain NUL characters."
+SURROGATE_MESSAGE = "Must be valid Unicode text (it holds a lone surrogate)."
+
+
+def _unstorable(value: str) -> str | None:
+    """Why PostgreSQL (NUL) or UTF-8 (a lone surrogate, e.g. JSON "\\ud800") cannot take
+    this text, or None."""
+    if "\x00" in value:
+        return NUL_MESSAGE
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
+
+
+def _text_errors(data: Any) -> Any:
+    """The messages for every string in `data` (nested mappings and lists included) that
+    could not be stored, shaped as marshmallow shapes field errors; None when all are fine."""
+    if isinstance(data, str):
+        reason = _unstorable(data)
+        return [reason] if reason else None
+    items: Any = data.items() if isinstance(data, Mapping) else (
+        enumerate(data) if isinstance(data, list) else ())
+    errors = {key: found for key, value in items if (found := _text_errors(value))}
+    return errors or None
+
+
 class Schema(ma.Schema):
-    """A marshmallow schema whose `dump` is compiled (see the module's docstring)."""
+    """A marshmallow schema whose `dump` is compiled (see the module's docstring), and
+    whose load refuses text that cannot be stored (NUL characters, lone surrogates) in any
+    field, before a field sees it: one rule for every string of every schema."""
+
+    @ma.pre_load
+    def _refuse_unstorable_text(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, Mapping | list) and (errors := _text_errors(data)):
+            raise ma.ValidationError(errors)
+        return data
 
     _compiled: Dumper | None | bool = False  # False: not compiled yet
 
