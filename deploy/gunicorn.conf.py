@@ -92,6 +92,9 @@ worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(_env("WEB_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
+# The gateway refuses request lines over 4 KiB itself, in problem+json; gunicorn's own limit
+# (HTML errors) sits above it, so it is never the one to answer.
+limit_request_line = 8190
 proc_name = f"growth-diary-{SERVICE}-web"
 forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 # Heartbeat files on tmpfs where there is one (containers: a disk-backed /tmp can stall workers).

@@ -3,6 +3,7 @@ service behind the real nginx gateway, driven over HTTP only."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -131,6 +132,36 @@ def test_the_gateway_answers_problems_and_keeps_internals_private(system: System
     for svc in SERVICES:
         assert call(system, "GET", f"/{svc}/openapi.json").status_code == 200
         assert call(system, "GET", f"/{svc}/healthz").json()["status"] == "ok"
+
+
+def raw_request(system: System, raw: bytes) -> tuple[int, str, bytes]:
+    """Bytes no HTTP client would send; returns status, content type and body."""
+    with socket.create_connection(("127.0.0.1", system.gateway_port), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin1").split("\r\n")
+    content_type = next((line.split(":", 1)[1].strip() for line in lines[1:]
+                         if line.lower().startswith("content-type:")), "")
+    return int(lines[0].split()[1]), content_type, body
+
+
+@pytest.mark.parametrize("raw,status", [
+    (b"GET /goals/%00 HTTP/1.1\r\n", 400),
+    (b"GET /goals/..%2F..%2Fetc%2Fpasswd HTTP/1.1\r\n", 400),
+    (b"FOO BAR\r\n", 400),
+    (b"TRACE /goals HTTP/1.1\r\n", 405),
+    (b"GET /goals?cursor=" + b"a" * 5000 + b" HTTP/1.1\r\n", 414),
+    (b"GET /goals HTTP/1.1\r\nX-Big: " + b"a" * 20000 + b"\r\n", 400),
+], ids=["nul", "traversal", "garbage-line", "trace", "long-uri", "big-header"])
+def test_requests_the_gateway_refuses_get_problem_json(system: System, raw: bytes,
+                                                       status: int) -> None:
+    headers = b"" if raw.startswith(b"FOO") else b"Host: gateway\r\nConnection: close\r\n"
+    got, content_type, body = raw_request(system, raw + headers + b"\r\n")
+    assert (got, content_type) == (status, "application/problem+json"), body[:200]
+    assert json.loads(body)["status"] == status
 
 
 def test_account_flows_through_the_gateway_with_real_mail(system: System,
