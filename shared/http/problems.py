@@ -6,12 +6,14 @@ arrive through flask-smorest, and `register_error_handlers` turns each into a pr
 
 from __future__ import annotations
 
+import http
 import logging
 from typing import Any
 
 import marshmallow as ma
 from flask import Flask, Response, jsonify, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 from shared import logs
@@ -66,9 +68,22 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 
 class ProblemApi(Api):
-    """flask-smorest's Api with problem+json as the one error envelope."""
+    """flask-smorest's Api with problem+json as the one error envelope, and documented as
+    such: every error response in the OpenAPI document is `application/problem+json`."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            content_type = PROBLEM if status >= 400 else self.DEFAULT_RESPONSE_CONTENT_TYPE
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Response:  # type: ignore[override]
         status = error.code or 500
