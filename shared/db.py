@@ -1,7 +1,8 @@
 """The one way to get a database session, and the unit of work that commits it.
 
 Each service has its own `MetaData(schema=...)` with a naming convention (stable Alembic
-names), and the messaging tables every service needs: outbox, inbox and user tombstones.
+names), and the messaging tables every service needs: outbox, inbox, user tombstones and
+access-token revocations.
 
 The transaction rule, followed everywhere:
 - A use case takes a unit of work it has not entered, opens it (`with uow:`), does its work
@@ -87,7 +88,8 @@ def service_metadata(schema: str) -> MetaData:
 
 
 def messaging_tables(metadata: MetaData) -> None:
-    """Outbox, inbox and tombstones: the same shape in every service's own schema."""
+    """Outbox, inbox, tombstones and token revocations: the same shape in every service's
+    own schema."""
     Table(
         "outbox",
         metadata,
@@ -116,6 +118,14 @@ def messaging_tables(metadata: MetaData) -> None:
         Column("deleted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         # What web processes load into their in-memory set (shared.tombstones).
         Index("ix_deleted_user_deleted_at", "deleted_at"),
+    )
+    Table(
+        "revoked_token",
+        metadata,
+        Column("user_id", String(64), primary_key=True),
+        # The user's access tokens issued before this instant are refused (shared.tombstones).
+        Column("revoked_at", DateTime(timezone=True), nullable=False),
+        Index("ix_revoked_token_revoked_at", "revoked_at"),
     )
 
 
@@ -166,20 +176,22 @@ class Database:
         self.outbox = metadata_table(schema, "outbox")
         self.inbox = metadata_table(schema, "inbox")
         self.tombstones = metadata_table(schema, "deleted_user")
+        self.revocations = metadata_table(schema, "revoked_token")
 
     @property
     def notify_channel(self) -> str:
         return f"outbox_{self.schema}"
 
-    def listen(self, channel: str) -> psycopg.Connection[Any]:
-        """A dedicated autocommit connection LISTENing on `channel` (outside the pool: it
+    def listen(self, *channels: str) -> psycopg.Connection[Any]:
+        """A dedicated autocommit connection LISTENing on `channels` (outside the pool: it
         lives as long as the loop that waits on it)."""
         url = self.engine.url
         conn = psycopg.connect(
             host=url.host, port=url.port, user=url.username, password=url.password,
             dbname=url.database, autocommit=True, connect_timeout=5,
         )
-        conn.execute(f'LISTEN "{channel}"')
+        for channel in channels:
+            conn.execute(f'LISTEN "{channel}"')
         return conn
 
     def ping(self) -> None:

@@ -52,6 +52,15 @@ class UserDeleted:
 
 
 @dataclass(frozen=True)
+class SessionsRevoked:
+    """Every access token of the user issued before `revoked_at` is to be refused
+    (log out everywhere, a password change or reset)."""
+
+    user_id: str
+    revoked_at: datetime
+
+
+@dataclass(frozen=True)
 class GoalSnapshot:
     goal_id: str
     user_id: str
@@ -140,6 +149,12 @@ class UserDeletedSchema(PayloadSchema):
     deleted_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
+class SessionsRevokedSchema(PayloadSchema):
+    model = SessionsRevoked
+    user_id = fields.String(required=True)
+    revoked_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
 class GoalSnapshotSchema(PayloadSchema):
     model = GoalSnapshot
     goal_id = fields.String(required=True)
@@ -191,6 +206,7 @@ CATALOGUE: dict[str, type[PayloadSchema]] = {
     "auth.user.registered": UserProfileSchema,
     "auth.user.updated": UserProfileSchema,
     "auth.user.deleted": UserDeletedSchema,
+    "auth.user.sessions_revoked": SessionsRevokedSchema,
     "goals.goal.created": GoalSnapshotSchema,
     "goals.goal.updated": GoalSnapshotSchema,
     "goals.goal.completed": GoalCompletedSchema,

@@ -81,6 +81,36 @@ def drop_tombstone_notify(schema: str) -> None:
     op.drop_index("ix_deleted_user_deleted_at", "deleted_user", schema=schema)
 
 
+def create_revoked_token(schema: str) -> None:
+    """The table of access-token revocations (one row per user: the latest cutoff), announced
+    to the web processes like tombstones: NOTIFY `revocation_<schema>` with
+    "<user id> <cutoff as epoch seconds, to the microsecond>", at insert and at update."""
+    op.create_table(
+        "revoked_token",
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_revoked_token")),
+        schema=schema,
+    )
+    op.create_index("ix_revoked_token_revoked_at", "revoked_token", ["revoked_at"],
+                    schema=schema)
+    op.execute(f'''
+        CREATE FUNCTION "{schema}".notify_revocation() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('revocation_{schema}',
+                              NEW.user_id || ' ' || extract(epoch FROM NEW.revoked_at)::text);
+            RETURN NULL;
+        END $$''')
+    op.execute(f'''
+        CREATE TRIGGER revoked_token_notify AFTER INSERT OR UPDATE ON "{schema}".revoked_token
+        FOR EACH ROW EXECUTE FUNCTION "{schema}".notify_revocation()''')
+
+
+def drop_revoked_token(schema: str) -> None:
+    op.drop_table("revoked_token", schema=schema)  # its trigger goes with it
+    op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_revocation()')
+
+
 def drop_messaging_tables(schema: str) -> None:
     op.drop_table("deleted_user", schema=schema)
     op.drop_table("inbox", schema=schema)

@@ -1,17 +1,26 @@
-"""Which users have been deleted, answered in process: the deleted-user check of every
-request without a database round trip.
+"""Which users have been deleted, and which had their access tokens revoked: the check of
+every request answered in process, without a database round trip.
 
 A trigger on each service's `deleted_user` table NOTIFYs `tombstone_<schema>` with the user
-id when a tombstone is laid (at the consumer's commit). Each web process keeps a set of the
-tombstones laid in the last `horizon_s`, loaded when its listener connects and kept current
-by those notifications, so a deleted user's token is refused within milliseconds of the
-event being applied.
+id when a tombstone is laid (at the consumer's commit); one on `revoked_token` NOTIFYs
+`revocation_<schema>` with "<user id> <cutoff>" when a user's cutoff is set or moved
+(log out everywhere, a password change or reset: `auth.user.sessions_revoked`). Each web
+process keeps the tombstones and cutoffs of the last `horizon_s` in memory, loaded when its
+listener connects and kept current by those notifications, so such a user's token is
+refused within milliseconds of the event being applied.
 
-Only recent tombstones need to be in memory: a deleted user's access tokens were all issued
-before the deletion, so a token issued within the horizon can only belong to a user whose
-tombstone is younger than the horizon. A token issued earlier than that (longer-lived than
-the horizon) is checked against the table, as is every token while the listener is down
-(a database restart): the answer is exact either way.
+Only recent entries need to be in memory: a deleted user's access tokens were all issued
+before the deletion, and a revoked token before its cutoff, so a token issued within the
+horizon can only be refused by an entry younger than the horizon. A token issued earlier
+than that (longer-lived than the horizon) is checked against the tables, as is every token
+while the listener is down (a database restart): the answer is exact either way.
+
+The cutoff rule: a token is revoked when its `iat` is before the user's cutoff, compared to
+the microsecond. Auth takes both from one clock, whole microseconds (`iat` is a number with
+six decimals, the cutoff a timestamptz): a token issued after the revocation, even in the
+same second, stays good; one issued before is refused. A token with a whole-second `iat`
+(issued before auth had sub-second ones) issued in the second of a revocation is refused
+even if it came just after it: the error goes the safe way, and a refresh mends it.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ class Tombstones:
         self.db = db
         self.horizon_s = horizon_s
         self._laid: dict[str, float] = {}  # user id -> when we learnt of it (monotonic)
+        # user id -> (cutoff, epoch seconds; when we learnt of it, monotonic)
+        self._revoked: dict[str, tuple[float, float]] = {}
         self._live = False
         self._pid = 0
         self._lock = threading.Lock()
@@ -46,21 +57,69 @@ class Tombstones:
         return f"tombstone_{self.db.schema}"
 
     @property
+    def revocation_channel(self) -> str:
+        return f"revocation_{self.db.schema}"
+
+    @property
     def live(self) -> bool:
         """True while the set is current (its listener connected and loaded)."""
         return self._live and self._pid == os.getpid()
+
+    def refuses(self, user_id: str, *, issued_at: float) -> bool:
+        """Is a token of `user_id` issued at `issued_at` (its iat, epoch seconds) to be
+        refused: the user deleted, or their tokens revoked after it was issued? From memory
+        for a recent token while the listener is live, else one query of both tables."""
+        self.start()
+        if self._recent(issued_at) and self.live:
+            return user_id in self._laid or self._revoked_in_memory(user_id, issued_at)
+        tombstones, revocations = self.db.tombstones, self.db.revocations
+        with self.db.read_sessions() as session:
+            deleted, cutoff = session.execute(select(
+                select(tombstones.c.user_id).where(tombstones.c.user_id == user_id)
+                .exists().label("deleted"),
+                select(revocations.c.revoked_at).where(revocations.c.user_id == user_id)
+                .scalar_subquery().label("cutoff"))).one()
+        return bool(deleted) or (cutoff is not None and issued_at < cutoff.timestamp())
 
     def is_deleted(self, user_id: str, *, issued_at: float) -> bool:
         """Is `user_id` deleted? `issued_at` (the token's iat, epoch seconds) says whether
         the in-memory set can answer or the table must."""
         self.start()
-        recent = issued_at > time.time() - self.horizon_s + CLOCK_MARGIN_S
-        if recent and self.live:
+        if self._recent(issued_at) and self.live:
             return user_id in self._laid
         with self.db.read_sessions() as session:
             found = session.execute(select(self.db.tombstones.c.user_id).where(
                 self.db.tombstones.c.user_id == user_id)).first()
         return found is not None
+
+    def is_revoked(self, user_id: str, *, issued_at: float) -> bool:
+        """Was a token of `user_id` issued at `issued_at` revoked (issued before the user's
+        cutoff)? From memory or the table, as `is_deleted`."""
+        self.start()
+        if self._recent(issued_at) and self.live:
+            return self._revoked_in_memory(user_id, issued_at)
+        revocations = self.db.revocations
+        with self.db.read_sessions() as session:
+            cutoff = session.scalar(select(revocations.c.revoked_at).where(
+                revocations.c.user_id == user_id))
+        return cutoff is not None and issued_at < cutoff.timestamp()
+
+    def note_revoked(self, user_id: str, cutoff: float) -> None:
+        """A revocation this process has just committed itself (auth): refused here at
+        once, before its notification comes back."""
+        self._remember_revocation(user_id, cutoff)
+
+    def _recent(self, issued_at: float) -> bool:
+        return issued_at > time.time() - self.horizon_s + CLOCK_MARGIN_S
+
+    def _revoked_in_memory(self, user_id: str, issued_at: float) -> bool:
+        entry = self._revoked.get(user_id)
+        return entry is not None and issued_at < entry[0]
+
+    def _remember_revocation(self, user_id: str, cutoff: float) -> None:
+        entry = self._revoked.get(user_id)
+        if entry is None or entry[0] < cutoff:  # the latest cutoff stands
+            self._revoked[user_id] = (cutoff, time.monotonic())
 
     def start(self) -> None:
         """Start the listener in this process, once (gunicorn forks after the app loads,
@@ -73,6 +132,7 @@ class Tombstones:
             self._pid = os.getpid()
             self._live = False
             self._laid = {}
+            self._revoked = {}
             self._stop = threading.Event()
             threading.Thread(target=self._listen, name="tombstones", daemon=True).start()
 
@@ -81,12 +141,16 @@ class Tombstones:
 
     def _listen(self) -> None:
         def session(backoff: Backoff) -> None:
-            with self.db.listen(self.channel) as conn:
+            with self.db.listen(self.channel, self.revocation_channel) as conn:
                 self._load(conn)  # after LISTEN: nothing laid in between is missed
                 backoff.reset()
                 while not self._stop.is_set():
                     for note in conn.notifies(timeout=5.0):
-                        self._laid[note.payload] = time.monotonic()
+                        if note.channel == self.revocation_channel:
+                            user_id, _, cutoff = note.payload.rpartition(" ")
+                            self._remember_revocation(user_id, float(cutoff))
+                        else:
+                            self._laid[note.payload] = time.monotonic()
                     self._prune()
 
         keep_running(session, self._stop, what="tombstone listener", on_failure=self._down)
@@ -100,8 +164,14 @@ class Tombstones:
         rows = conn.execute(
             f"SELECT user_id FROM {table} WHERE deleted_at > now() - make_interval(secs => %s)",
             (self.horizon_s,)).fetchall()
+        revoked = conn.execute(
+            f'SELECT user_id, extract(epoch FROM revoked_at)::text FROM '
+            f'"{self.db.schema}".revoked_token '
+            "WHERE revoked_at > now() - make_interval(secs => %s)",
+            (self.horizon_s,)).fetchall()
         now = time.monotonic()
         self._laid = {user_id: now for (user_id,) in rows}
+        self._revoked = {user_id: (float(cutoff), now) for user_id, cutoff in revoked}
         self._live = True
 
     def _prune(self) -> None:
@@ -109,3 +179,5 @@ class Tombstones:
         stale = [user_id for user_id, seen in self._laid.items() if seen < oldest]
         for user_id in stale:
             self._laid.pop(user_id, None)
+        for user_id in [u for u, (_, seen) in self._revoked.items() if seen < oldest]:
+            self._revoked.pop(user_id, None)

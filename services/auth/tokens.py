@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,24 @@ from shared.tokens import Jwks, TokenVerifier
 
 log = logging.getLogger(__name__)
 TOKEN_TYPE = "Bearer"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class AccessToken:
     token: str
     expires_in: int  # seconds
+
+
+def now_us() -> int:
+    """Auth's clock, in whole microseconds since the epoch: what a token's `iat` and a
+    revocation's cutoff are both read from, so the two compare exactly."""
+    return time.time_ns() // 1000
+
+
+def instant(microseconds: int) -> datetime:
+    """`now_us()` as an aware datetime, exactly (no float on the way)."""
+    return EPOCH + timedelta(microseconds=microseconds)
 
 
 def new_secret() -> str:
@@ -148,10 +160,14 @@ class TokenIssuer:
 
     def access_token(self, *, user_id: str, session_id: str | None) -> AccessToken:
         key = self.signing_keys[-1]  # the newest signs
-        now = int(time.time())
+        issued = now_us()
         claims: dict[str, Any] = {
             "iss": self.issuer, "aud": self.audience, "sub": user_id,
-            "iat": now, "exp": now + self.access_ttl_s, "jti": secrets.token_urlsafe(16),
+            # To the microsecond (a JSON number with six decimals, which a NumericDate may
+            # be): a revocation refuses exactly the tokens issued before it (see
+            # shared.tombstones).
+            "iat": issued / 1_000_000, "exp": issued // 1_000_000 + self.access_ttl_s,
+            "jti": secrets.token_urlsafe(16),
         }
         if session_id:
             claims["sid"] = session_id

@@ -1,19 +1,23 @@
 """What every feature does to a user the same way: its email normalised, its public profile
-announced, its profile changed, the user deleted. A leaf: features import it, it imports
-no feature.
+announced, its profile changed, its access tokens revoked, the user deleted. A leaf:
+features import it, it imports no feature.
 
 These run inside the caller's open unit of work and only flush; the use case commits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 
+from services.auth import tokens
 from services.auth.models import User
 from shared.db import UnitOfWork, utcnow
+from shared.revocations import SESSIONS_REVOKED, record_revocation
 
 # What a client may change about itself; counters and the score move only through events.
 PROFILE_FIELDS = (
@@ -62,3 +66,23 @@ def delete_user(uow: UnitOfWork, user_id: str) -> None:
     tombstones = uow.db.tombstones
     uow.session.execute(insert(tombstones).values(user_id=user_id).on_conflict_do_nothing())
     uow.publish("auth.user.deleted", {"user_id": user_id, "deleted_at": utcnow()})
+
+
+@dataclass(frozen=True)
+class Revocation:
+    user_id: str
+    revoked_at: datetime
+
+
+def revoke_access(uow: UnitOfWork, user_id: str) -> Revocation:
+    """Every access token of the user issued until now is refused: here once the caller
+    commits, elsewhere once `auth.user.sessions_revoked` is applied (within a second).
+
+    Called after the sessions are deleted, so a refresh that held one of them has finished
+    (its row lock) and its token, issued before this instant, is refused too. The cutoff is
+    read from the clock that stamps `iat` (`tokens.now_us`), to the microsecond.
+    """
+    revoked_at = tokens.instant(tokens.now_us())
+    record_revocation(uow, user_id=user_id, revoked_at=revoked_at)
+    uow.publish(SESSIONS_REVOKED, {"user_id": user_id, "revoked_at": revoked_at})
+    return Revocation(user_id, revoked_at)

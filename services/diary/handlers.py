@@ -6,6 +6,7 @@ from services.diary.usecases import forget_user, remember_author
 from shared.consumer import Handlers, each
 from shared.db import UnitOfWork
 from shared.events import Event, UserDeleted, UserProfile
+from shared.revocations import on_sessions_revoked
 
 
 def on_user_profile(uow: UnitOfWork, event: Event[UserProfile]) -> None:
@@ -20,4 +21,5 @@ HANDLERS: Handlers = {
     "auth.user.registered": each(on_user_profile),
     "auth.user.updated": each(on_user_profile),
     "auth.user.deleted": each(on_user_deleted),
+    "auth.user.sessions_revoked": each(on_sessions_revoked),
 }

@@ -6,10 +6,14 @@ from services.goals.usecases import forget_user
 from shared.consumer import Handlers, each
 from shared.db import UnitOfWork
 from shared.events import Event, UserDeleted
+from shared.revocations import on_sessions_revoked
 
 
 def on_user_deleted(uow: UnitOfWork, event: Event[UserDeleted]) -> None:
     forget_user(uow.session, user_id=event.data.user_id)
 
 
-HANDLERS: Handlers = {"auth.user.deleted": each(on_user_deleted)}
+HANDLERS: Handlers = {
+    "auth.user.deleted": each(on_user_deleted),
+    "auth.user.sessions_revoked": each(on_sessions_revoked),
+}

@@ -15,6 +15,7 @@ from shared.events import (
     UserDeleted,
     UserProfile,
 )
+from shared.revocations import on_sessions_revoked
 
 
 def on_user_profile(uow: UnitOfWork, event: Event[UserProfile]) -> None:
@@ -56,6 +57,7 @@ HANDLERS: Handlers = {
     "auth.user.registered": each(on_user_profile),
     "auth.user.updated": each(on_user_profile),
     "auth.user.deleted": each(on_user_deleted),
+    "auth.user.sessions_revoked": each(on_sessions_revoked),
     "goals.goal.created": each(on_goal_snapshot),
     "goals.goal.updated": each(on_goal_snapshot),
     "goals.goal.completed": each(on_goal_completed),

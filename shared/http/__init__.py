@@ -9,7 +9,7 @@
 """
 
 from shared.http.app import create_service_app
-from shared.http.bearer import authenticated, current_user_id
+from shared.http.bearer import authenticated, current_user_id, revoked_here
 from shared.http.blueprint import Blueprint
 from shared.http.context import ServiceContext, service, unit_of_work
 from shared.http.problems import PROBLEM, problem
@@ -22,6 +22,7 @@ __all__ = [
     "create_service_app",
     "current_user_id",
     "problem",
+    "revoked_here",
     "service",
     "unit_of_work",
 ]

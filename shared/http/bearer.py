@@ -1,11 +1,13 @@
 """Bearer authentication: every service verifies auth's access tokens itself and refuses
-the tokens of a deleted user (answered in process by `shared.tombstones`: no database
-round trip on a request)."""
+the tokens of a deleted user and those issued before the user's revocation cutoff (log out
+everywhere, a password change or reset), answered in process by `shared.tombstones`: no
+database round trip on a request."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from flask import g, request
@@ -22,7 +24,8 @@ def current_user_id() -> str:
 
 
 def authenticated(view: F) -> F:
-    """Require a valid bearer token for a user that has not been deleted."""
+    """Require a valid bearer token for a user that has not been deleted, issued after the
+    user's last revocation."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -35,7 +38,7 @@ def authenticated(view: F) -> F:
             claims = ctx.verifier.verify(token.strip())
         except InvalidToken as exc:
             raise Unauthorized("The access token is invalid or expired") from exc
-        if ctx.tombstones.is_deleted(claims.user_id, issued_at=float(claims.raw["iat"])):
+        if ctx.tombstones.refuses(claims.user_id, issued_at=float(claims.raw["iat"])):
             raise Unauthorized("The access token is invalid or expired")
         g.user_id = claims.user_id
         g.claims = claims
@@ -43,3 +46,10 @@ def authenticated(view: F) -> F:
 
     wrapper._apidoc = getattr(view, "_apidoc", {})  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def revoked_here(user_id: str, revoked_at: datetime) -> None:
+    """A revocation this process has just committed (auth's logout-all, password change
+    and reset) is refused here at once, without waiting for its notification to come back;
+    the other processes hear of it by NOTIFY within milliseconds."""
+    service().tombstones.note_revoked(user_id, revoked_at.timestamp())

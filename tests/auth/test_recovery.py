@@ -289,7 +289,7 @@ def wide_db(settings: Callable[..., Any]) -> Iterator[Database]:
     db.dispose()
 
 
-def race(db: Database, attempt: Callable[[UnitOfWork, int], None]) -> list[int]:
+def race(db: Database, attempt: Callable[[UnitOfWork, int], object]) -> list[int]:
     """Run `attempt` in sixteen threads at once, each with its own (unopened) unit of work;
     returns the numbers of those that did not raise InvalidLink."""
     start = threading.Barrier(16)

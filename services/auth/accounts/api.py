@@ -26,7 +26,14 @@ from services.auth.models import User
 from services.auth.settings import current_settings
 from services.auth.tokens import AccessToken, TokenIssuer
 from shared.errors import Unauthorized
-from shared.http import Blueprint, authenticated, current_user_id, service, unit_of_work
+from shared.http import (
+    Blueprint,
+    authenticated,
+    current_user_id,
+    revoked_here,
+    service,
+    unit_of_work,
+)
 from shared.tokens import Claims, InvalidToken
 
 blp = Blueprint("auth", __name__, url_prefix="/auth",
@@ -103,7 +110,8 @@ def logout(body: dict[str, Any]) -> None:
 @authenticated
 def logout_all() -> None:
     """End every session of mine, on every device"""
-    usecases.logout_all(unit_of_work(), user_id=current_user_id())
+    revocation = usecases.logout_all(unit_of_work(), user_id=current_user_id())
+    revoked_here(revocation.user_id, revocation.revoked_at)
 
 
 @blp.route("/me")

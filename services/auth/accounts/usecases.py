@@ -127,14 +127,15 @@ def logout(
         uow.commit()
 
 
-def logout_all(uow: UnitOfWork, *, user_id: str) -> None:
-    """End every session of the user (a lost device, a leaked token): none can refresh.
-
-    Access tokens already handed out stay valid until they expire, minutes at most.
-    """
+def logout_all(uow: UnitOfWork, *, user_id: str) -> users.Revocation:
+    """End every session of the user (a lost device, a leaked token): none can refresh,
+    and the access tokens already handed out are refused by every service (this one at
+    once, the others within a second)."""
     with uow:
         uow.session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+        revocation = users.revoke_access(uow, user_id)
         uow.commit()
+    return revocation
 
 
 def _user(session: Session, user_id: str, *, lock: bool = False) -> User:

@@ -16,7 +16,7 @@ from services.auth.recovery.schemas import (
     ResetRequestSchema,
 )
 from services.auth.settings import current_settings
-from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
+from shared.http import Blueprint, authenticated, current_user_id, revoked_here, unit_of_work
 
 recovery_blp = Blueprint("recovery", __name__, url_prefix="/auth",
                          description="Email verification and password recovery")
@@ -63,8 +63,9 @@ def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
 @recovery_blp.alt_response(400, description="The link is invalid, expired or already used")
 def confirm_password_reset(body: dict[str, Any]) -> None:
     """Set a new password with the reset link; ends every session of the account"""
-    usecases.confirm_password_reset(unit_of_work(), token=body["token"],
-                                    password=body["password"])
+    revocation = usecases.confirm_password_reset(unit_of_work(), token=body["token"],
+                                                 password=body["password"])
+    revoked_here(revocation.user_id, revocation.revoked_at)
 
 
 @recovery_blp.route("/me/password", methods=["POST"])
@@ -76,6 +77,7 @@ def change_password(body: dict[str, Any]) -> None:
     """Change my password; ends my other sessions (this one stays)"""
     client = throttle.client_address(request.headers.get("X-Forwarded-For"),
                                      request.remote_addr)
-    usecases.change_password(unit_of_work(), user_id=current_user_id(),
-                             session_id=g.claims.session_id, client=client,
-                             limits=current_settings().login_limits, **body)
+    revocation = usecases.change_password(unit_of_work(), user_id=current_user_id(),
+                                          session_id=g.claims.session_id, client=client,
+                                          limits=current_settings().login_limits, **body)
+    revoked_here(revocation.user_id, revocation.revoked_at)

@@ -23,7 +23,7 @@ from datetime import timedelta
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.auth import mail, passwords, throttle
+from services.auth import mail, passwords, throttle, users
 from services.auth.models import PasswordReset, User, UserSession, VerificationToken
 from services.auth.tokens import new_secret, secret_hash
 from services.auth.users import normalize_email
@@ -116,8 +116,10 @@ def request_password_reset(uow: UnitOfWork, *, email: str, public_base_url: str)
         uow.commit()
 
 
-def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str) -> None:
-    """Set the new password and end every session and outstanding link of the user."""
+def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str
+                           ) -> users.Revocation:
+    """Set the new password and end every session, access token and outstanding link of
+    the user."""
     passwords.check_policy(password)  # refuse a bad password before spending the link
     with uow:
         user_id = uow.session.scalar(
@@ -136,15 +138,19 @@ def confirm_password_reset(uow: UnitOfWork, *, token: str, password: str) -> Non
         user.password = passwords.hash_password(password)
         _mark_verified(user)
         uow.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+        revocation = users.revoke_access(uow, user.id)
         _revoke_links(uow.session, user, verification=True)
         uow.commit()
     log.info("password reset", extra={"user_id": user.id})
+    return revocation
 
 
 def change_password(uow: UnitOfWork, *, user_id: str, session_id: str | None,
                     current_password: str, new_password: str, client: str,
-                    limits: throttle.Limits) -> None:
-    """End every other session (the caller's, `session_id`, stays) and any reset link.
+                    limits: throttle.Limits) -> users.Revocation:
+    """End every other session (the caller's, `session_id`, stays), every access token
+    issued until now (the caller's too: it refreshes with the session it keeps) and any
+    reset link.
 
     Guessing the current password with a stolen access token counts against the same
     limits as guessing it at login, and like login's the attempt is committed before the
@@ -167,9 +173,11 @@ def change_password(uow: UnitOfWork, *, user_id: str, session_id: str | None,
         if session_id:
             others = others.where(UserSession.id != session_id)
         uow.session.execute(others)
+        revocation = users.revoke_access(uow, user.id)
         _revoke_links(uow.session, user, verification=False)
         uow.commit()
     log.info("password changed", extra={"user_id": user.id})
+    return revocation
 
 
 def _mark_verified(user: User) -> None:
