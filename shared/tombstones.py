@@ -81,29 +81,6 @@ class Tombstones:
                 .scalar_subquery().label("cutoff"))).one()
         return bool(deleted) or (cutoff is not None and issued_at < cutoff.timestamp())
 
-    def is_deleted(self, user_id: str, *, issued_at: float) -> bool:
-        """Is `user_id` deleted? `issued_at` (the token's iat, epoch seconds) says whether
-        the in-memory set can answer or the table must."""
-        self.start()
-        if self._recent(issued_at) and self.live:
-            return user_id in self._laid
-        with self.db.read_sessions() as session:
-            found = session.execute(select(self.db.tombstones.c.user_id).where(
-                self.db.tombstones.c.user_id == user_id)).first()
-        return found is not None
-
-    def is_revoked(self, user_id: str, *, issued_at: float) -> bool:
-        """Was a token of `user_id` issued at `issued_at` revoked (issued before the user's
-        cutoff)? From memory or the table, as `is_deleted`."""
-        self.start()
-        if self._recent(issued_at) and self.live:
-            return self._revoked_in_memory(user_id, issued_at)
-        revocations = self.db.revocations
-        with self.db.read_sessions() as session:
-            cutoff = session.scalar(select(revocations.c.revoked_at).where(
-                revocations.c.user_id == user_id))
-        return cutoff is not None and issued_at < cutoff.timestamp()
-
     def note_revoked(self, user_id: str, cutoff: float) -> None:
         """A revocation this process has just committed itself (auth): refused here at
         once, before its notification comes back."""

@@ -59,8 +59,8 @@ def test_without_a_live_listener_the_table_answers(dbs: Callable[[str], Database
     tombstones.start()
     tombstones.stop()  # the listener may never become live
     tombstones._live = False
-    assert tombstones.is_deleted(user_id, issued_at=time.time())
-    assert not tombstones.is_deleted(new_user_id(), issued_at=time.time())
+    assert tombstones.refuses(user_id, issued_at=time.time())
+    assert not tombstones.refuses(new_user_id(), issued_at=time.time())
 
 
 def test_a_token_older_than_the_horizon_is_checked_against_the_table(
@@ -73,7 +73,7 @@ def test_a_token_older_than_the_horizon_is_checked_against_the_table(
     lay_tombstone(db, user_id)
     wait_for(lambda: user_id in tombstones._laid, timeout=2, message="notified")
     tombstones._laid.pop(user_id)  # as if it had aged out of memory
-    assert tombstones.is_deleted(user_id, issued_at=time.time() - 3600)
+    assert tombstones.refuses(user_id, issued_at=time.time() - 3600)
     tombstones.stop()
 
 
@@ -86,5 +86,5 @@ def test_tombstones_laid_before_the_listener_started_are_loaded(
     tombstones.start()
     wait_for(lambda: tombstones.live, timeout=5, message="listener live")
     assert user_id in tombstones._laid
-    assert tombstones.is_deleted(user_id, issued_at=time.time())
+    assert tombstones.refuses(user_id, issued_at=time.time())
     tombstones.stop()
