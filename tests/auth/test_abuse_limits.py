@@ -56,9 +56,9 @@ def register_from(api: Any, ip: str, email: str | None = None) -> Any:
                     headers={"X-Forwarded-For": ip})
 
 
-def answer(response: Any) -> tuple[int, str, Any, list[str]]:
-    """What a client sees of a response, less what differs per request (its id)."""
-    headers = sorted(k for k in response.headers.keys() if k.lower() != "x-request-id")
+def answer(response: Any) -> tuple[int, str, Any, list[tuple[str, str]]]:
+    """What a client sees of a response (status, headers, body), less its request id."""
+    headers = sorted((k, v) for k, v in response.headers.items() if k.lower() != "x-request-id")
     return response.status_code, response.mimetype, response.get_json(), headers
 
 
