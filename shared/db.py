@@ -15,7 +15,8 @@ The transaction rule, followed everywhere:
 - Leaving the block rolls back whatever was not committed.
 - Events are recorded with `uow.publish()` and written to the outbox in the same transaction
   at commit; the outbox's trigger NOTIFYs the relay, which PostgreSQL delivers at commit.
-- The one documented exception: login commits its throttle counter early (services/auth).
+- The one documented exception: login (and the password change) commits its throttle
+  counter early, and registration its abuse-limit slot (services/auth).
 """
 
 from __future__ import annotations

@@ -206,3 +206,19 @@ class LoginThrottle(Base):
     window_started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now())
     blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RateLimit(Base):
+    """Requests counted per kind ("mail_address", "mail_client", "register_client") and key
+    (an address or a client) in a window that starts at the first request: the abuse limits
+    of services.auth.rate_limits, shared by every worker and instance like LoginThrottle."""
+
+    __tablename__ = "rate_limit"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now())
+    n: Mapped[int] = mapped_column(Integer, server_default="0")
+
+    __table_args__ = (Index("ix_rate_limit_window_started_at", "window_started_at"),)

@@ -15,6 +15,7 @@ from typing import cast
 from flask import current_app
 
 from services.auth.mail import MailSettings
+from services.auth.rate_limits import AbuseLimits
 from services.auth.throttle import Limits
 from shared import keys
 from shared.config import Settings, env, env_int
@@ -28,6 +29,7 @@ class AuthSettings:
     access_ttl_s: int = 15 * 60
     session_ttl_s: int = 30 * 24 * 3600
     login_limits: Limits = Limits()
+    abuse_limits: AbuseLimits = AbuseLimits()  # mails per address/client, registrations
     mail: MailSettings = MailSettings()
     public_base_url: str = "http://localhost:8080"  # where the links in mails point
     adapter_secret: str = field(default="", repr=False)  # empty: the Auth.js adapter is off
@@ -41,6 +43,7 @@ class AuthSettings:
             access_ttl_s=env_int("ACCESS_TOKEN_TTL_SECONDS", 15 * 60),
             session_ttl_s=env_int("SESSION_TTL_SECONDS", 30 * 24 * 3600),
             login_limits=Limits.from_env(),
+            abuse_limits=AbuseLimits.from_env(),
             mail=MailSettings.from_env(),
             public_base_url=env("PUBLIC_BASE_URL", "http://localhost:8080").rstrip("/"),
             adapter_secret=env("AUTH_ADAPTER_SECRET", ""),

@@ -23,6 +23,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from services.auth import rate_limits
 from services.auth.models import LoginThrottle
 from shared.config import env_int
 from shared.db import Database
@@ -126,11 +127,13 @@ def forget_stale(session: Session, *, older_than: timedelta = timedelta(days=1))
 
 
 def forget_stale_attempts(_settings: Any, db: Database, stop: threading.Event) -> None:
-    """Worker loop: prune the throttle table at start and then hourly."""
+    """Worker loop: prune the login throttle and the abuse limits' counters
+    (services.auth.rate_limits) at start and then hourly."""
     while not stop.is_set():
         try:
             with db.sessions.begin() as session:
                 forget_stale(session)
+                rate_limits.forget_stale(session)
         except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the worker
             log.warning("could not prune login throttle", extra={"error": repr(exc)})
         stop.wait(3600)

@@ -1,5 +1,5 @@
 """The auth worker: `python -m services.auth.worker` (outbox relay, event consumer, the
-mail outbox's delivery, and pruning of stale login counters)."""
+mail outbox's delivery, and pruning of stale login and abuse-limit counters)."""
 
 from __future__ import annotations
 

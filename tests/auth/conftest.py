@@ -11,6 +11,7 @@ from flask import Flask
 
 from services.auth.handlers import HANDLERS
 from services.auth.models import User
+from services.auth.rate_limits import AbuseLimits
 from services.auth.throttle import Limits
 from shared.consumer import EventConsumer
 from shared.db import Database
@@ -50,6 +51,20 @@ def login_limits(configure_auth: Callable[..., None]) -> Callable[..., None]:
 
     def set_limits(**limits: int) -> None:
         configure_auth(login_limits=Limits(**limits))
+
+    return set_limits
+
+
+@pytest.fixture
+def abuse_limits(configure_auth: Callable[..., None]) -> Callable[..., AbuseLimits]:
+    """Set the abuse limits (mail_per_address, mail_per_client, register_per_client,
+    window_s, mail_cooldown_s; the rest stay default), as MAIL_MAX_PER_ADDRESS, ... would;
+    returns them."""
+
+    def set_limits(**limits: int) -> AbuseLimits:
+        chosen = AbuseLimits(**limits)
+        configure_auth(abuse_limits=chosen)
+        return chosen
 
     return set_limits
 

@@ -11,6 +11,13 @@ from services.auth.models import User
 from shared.db import Database
 
 PASSWORD = "a long and uncommon passphrase"
+_addresses = iter(range(1, 1 << 24))
+
+
+def client_ip() -> str:
+    """A client address no other test sends requests from (as X-Forwarded-For)."""
+    n = next(_addresses)
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def unique_email(label: str = "user") -> str:

@@ -40,20 +40,13 @@ from shared import keys, logs
 from shared.config import Settings
 from shared.db import Database, utcnow
 from shared.errors import TooManyRequests
-from tests.auth.support import PASSWORD, bearer, unique_email
+from tests.auth.support import PASSWORD, bearer, client_ip, unique_email
 from tests.helpers import ROOT, wait_for
 
 Register = Callable[..., dict[str, Any]]
 Login = Callable[..., dict[str, Any]]
 LoginLimits = Callable[..., None]
 PROBLEM = "application/problem+json"
-_addresses = iter(range(1, 1 << 24))
-
-
-def client_ip() -> str:
-    """A client address no other test logs in from."""
-    n = next(_addresses)
-    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def log_in(api: Any, email: str, password: str = PASSWORD, *, ip: str) -> Any:

@@ -61,10 +61,14 @@ def _bearer_claims() -> Claims | None:
 @blp.arguments(RegisterSchema)
 @blp.response(201, ProfileSchema)
 @blp.alt_response(409, description="An account with this email already exists")
+@blp.alt_response(429, description="Too many registrations from this client; see Retry-After")
 def register(body: dict[str, Any]) -> User:
     """Create an account with an email and a password"""
-    return usecases.register(unit_of_work(), public_base_url=current_settings().public_base_url,
-                             **body)
+    settings = current_settings()
+    client = throttle.client_address(request.headers.get("X-Forwarded-For"),
+                                     request.remote_addr)
+    return usecases.register(unit_of_work(), public_base_url=settings.public_base_url,
+                             client=client, limits=settings.abuse_limits, **body)
 
 
 @blp.route("/login", methods=["POST"])

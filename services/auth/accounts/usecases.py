@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.auth import passwords, throttle, users
+from services.auth import passwords, rate_limits, throttle, users
 from services.auth.models import User, UserSession
 from services.auth.tokens import AccessToken, TokenIssuer, new_secret, secret_hash
 from services.auth.verification import queue_verification
@@ -38,11 +38,21 @@ class Login:
 
 
 def register(uow: UnitOfWork, *, email: str, password: str, name: str | None = None,
-             public_base_url: str) -> User:
-    """A new account, announced, with a verification link mailed to it."""
+             public_base_url: str, client: str, limits: rate_limits.AbuseLimits) -> User:
+    """A new account, announced, with a verification link mailed to it.
+
+    At most `limits.register_per_client` a window from one client address (429 past it).
+    Like login's attempt, the slot is committed before the registration goes on: an
+    exception to the transaction rule (shared/db.py), so a registration that then fails
+    (email taken, a lost race) still counts, and the counter's row is not held locked while
+    the password is hashed. A request refused by the schema or the password policy never
+    reaches the database and is not counted.
+    """
     email = users.normalize_email(email)
     passwords.check_policy(password, email=email)
     with uow:
+        rate_limits.take_registration(uow.session, client=client, limits=limits)
+        uow.commit()  # the documented exception: the registration counts whatever follows
         if uow.session.scalars(select(User.id).where(User.email == email)).first():
             raise Conflict("An account with this email already exists")
         user = User(email=email, name=name, password=passwords.hash_password(password))

@@ -27,6 +27,10 @@ RESET_REQUESTED = {"message": "If an account exists for this email, a link to re
 VERIFICATION_RESENT = {"message": "If your email is not yet verified, a new link is on its way."}
 
 
+def _client() -> str:
+    return throttle.client_address(request.headers.get("X-Forwarded-For"), request.remote_addr)
+
+
 @recovery_blp.route("/verify-email", methods=["POST"])
 @recovery_blp.arguments(LinkTokenSchema)
 @recovery_blp.response(204)
@@ -41,9 +45,11 @@ def verify_email(body: dict[str, Any]) -> None:
 @recovery_blp.response(202, AcceptedSchema)
 @recovery_blp.doc(security=SECURITY)
 def resend_verification() -> dict[str, str]:
-    """Mail me a new verification link (at most one a minute)"""
+    """Mail me a new verification link (at most one a minute, and a few an hour)"""
+    settings = current_settings()
     usecases.resend_verification(unit_of_work(), user_id=current_user_id(),
-                                 public_base_url=current_settings().public_base_url)
+                                 public_base_url=settings.public_base_url, client=_client(),
+                                 limits=settings.abuse_limits)
     return VERIFICATION_RESENT
 
 
@@ -51,9 +57,12 @@ def resend_verification() -> dict[str, str]:
 @recovery_blp.arguments(ResetRequestSchema)
 @recovery_blp.response(202, AcceptedSchema)
 def request_password_reset(body: dict[str, Any]) -> dict[str, str]:
-    """Mail a password reset link, valid one hour, if the account exists"""
+    """Mail a password reset link, valid one hour, if the account exists (a few an hour at
+    most; past that the answer is the same and no mail goes out)"""
+    settings = current_settings()
     usecases.request_password_reset(unit_of_work(), email=body["email"],
-                                    public_base_url=current_settings().public_base_url)
+                                    public_base_url=settings.public_base_url, client=_client(),
+                                    limits=settings.abuse_limits)
     return RESET_REQUESTED
 
 
@@ -75,9 +84,7 @@ def confirm_password_reset(body: dict[str, Any]) -> None:
 @recovery_blp.doc(security=SECURITY)
 def change_password(body: dict[str, Any]) -> None:
     """Change my password; ends my other sessions (this one stays)"""
-    client = throttle.client_address(request.headers.get("X-Forwarded-For"),
-                                     request.remote_addr)
     revocation = usecases.change_password(unit_of_work(), user_id=current_user_id(),
-                                          session_id=g.claims.session_id, client=client,
+                                          session_id=g.claims.session_id, client=_client(),
                                           limits=current_settings().login_limits, **body)
     revoked_here(revocation.user_id, revocation.revoked_at)

@@ -13,6 +13,11 @@ Who gets a reset link: every account, with a password or not. The link proves co
 the mailbox, which is what Auth.js's email sign-in accepts too, so an OAuth-only user may
 use it to set a first password. Redeeming it also marks the email verified, for the same
 reason. Requests for unknown emails get the same answer and send nothing.
+
+Mails are limited per email address and per client address (services.auth.rate_limits):
+every request counts, known email or not, and past a limit the request is answered alike
+and sends nothing. The counters are taken inside the use case's unit of work, after the
+user's row is locked (one lock order: user, address, client), and committed with it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import timedelta
 from sqlalchemy import delete, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from services.auth import mail, passwords, throttle, users
+from services.auth import mail, passwords, rate_limits, throttle, users
 from services.auth.models import PasswordReset, User, UserSession, VerificationToken
 from services.auth.tokens import new_secret, secret_hash
 from services.auth.users import normalize_email
@@ -38,9 +43,9 @@ from shared.errors import DomainError, Invalid, NotFound
 
 log = logging.getLogger(__name__)
 RESET_TTL = timedelta(hours=1)
-# One link per user per minute at most: the public reset form must not become a way to
-# flood someone's inbox. Within the cooldown the request is answered alike and sends nothing.
-MAIL_COOLDOWN = timedelta(minutes=1)
+# One link per user per minute at most (MAIL_COOLDOWN_SECONDS), and a few an hour per address
+# and per client (rate_limits): the public reset form must not become a way to flood
+# someone's inbox. Within either the request is answered alike and sends nothing.
 
 
 class InvalidLink(DomainError):
@@ -77,31 +82,44 @@ def verify_email(uow: UnitOfWork, *, token: str) -> None:
         uow.commit()
 
 
-def resend_verification(uow: UnitOfWork, *, user_id: str, public_base_url: str) -> None:
-    """Answered alike whether or not a mail goes out (already verified, or in cooldown)."""
+def resend_verification(uow: UnitOfWork, *, user_id: str, public_base_url: str,
+                        client: str, limits: rate_limits.AbuseLimits) -> None:
+    """Answered alike whether or not a mail goes out (already verified, in cooldown, or past
+    a mail limit)."""
     with uow:
         user = _locked_user(uow.session, user_id)
-        if user is None or user.verified:
-            return
-        recent = uow.session.scalar(select(exists().where(
-            VerificationToken.identifier == identifier_of(user),
-            VerificationToken.expires > func.now() + VERIFICATION_TTL - MAIL_COOLDOWN)))
-        if not recent:
-            queue_verification(uow.session, user, public_base_url=public_base_url)
-            uow.commit()
-
-
-def request_password_reset(uow: UnitOfWork, *, email: str, public_base_url: str) -> None:
-    """Answered alike for every email: whether an account exists is nobody's business."""
-    with uow:
-        user = uow.session.scalars(
-            select(User).where(User.email == normalize_email(email)).with_for_update()).first()
         if user is None:
             return
+        allowed = rate_limits.take_mail(uow.session, email=user.email, client=client,
+                                        limits=limits)
         recent = uow.session.scalar(select(exists().where(
-            PasswordReset.user_id == user.id, PasswordReset.used.is_(False),
-            PasswordReset.created_at > func.now() - MAIL_COOLDOWN)))
-        if recent:
+            VerificationToken.identifier == identifier_of(user),
+            VerificationToken.expires
+            > func.statement_timestamp() + VERIFICATION_TTL - limits.mail_cooldown)))
+        if allowed and not recent and not user.verified:
+            queue_verification(uow.session, user, public_base_url=public_base_url)
+        uow.commit()
+
+
+def request_password_reset(uow: UnitOfWork, *, email: str, public_base_url: str,
+                           client: str, limits: rate_limits.AbuseLimits) -> None:
+    """Answered alike for every email: whether an account exists is nobody's business, nor
+    whether a limit was reached. Known email or not, the same statements run (the lookup,
+    the counters, the cooldown check) and only the mail's insert is left out."""
+    email = normalize_email(email)
+    with uow:
+        user = uow.session.scalars(
+            select(User).where(User.email == email).with_for_update()).first()
+        allowed = rate_limits.take_mail(uow.session, email=email, client=client,
+                                        limits=limits)
+        recent = uow.session.scalar(select(exists().where(
+            PasswordReset.user_id == (user.id if user else None),
+            PasswordReset.used.is_(False),
+            # The statement's time, not the transaction's: a request that waited for the
+            # user's lock must see the link the one before it made as made before it.
+            PasswordReset.created_at > func.statement_timestamp() - limits.mail_cooldown)))
+        if user is None or not allowed or recent:
+            uow.commit()  # the counters
             return
         secret = new_secret()
         uow.session.execute(insert(PasswordReset).values(
