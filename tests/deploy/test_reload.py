@@ -249,6 +249,11 @@ def test_a_web_that_cannot_be_rolled_is_restarted_and_says_why(
     moved = {**wanted, "BIND": "127.0.0.1:1"}
     procs = [subprocess.Popen(looks_like_ours, env=env) for env in (before, moved, wanted)]
     try:
+        for proc in procs:  # until exec'd: before that /proc shows the parent's environment
+            deadline = time.monotonic() + 10
+            while b"time.sleep(30)" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                assert time.monotonic() < deadline, "the stand-in never started"
+                time.sleep(0.01)
         reasons = [system.restart_reason("goals", proc.pid) for proc in procs]
     finally:
         for proc in procs:
