@@ -10,6 +10,12 @@ compose: listens on 8080 in the gateway container, foreground (the image's comma
          "daemon off"), logs to stdout/stderr, upstreams are the compose service names,
          re-resolved through Docker's DNS so restarted or scaled containers are picked up.
 
+Both profiles read the edge policy from the environment (defaults in brackets):
+  CORS_ALLOWED_ORIGINS    comma-separated exact origins, e.g. https://app.example [empty: CORS off]
+  GATEWAY_AUTH_RATE/_BURST  per client address on /auth/login + /auth/register [30r/m, 30]
+  GATEWAY_MAIL_RATE/_BURST  per client address on the routes that send mail [6r/m, 10]
+The checked-in compose file is rendered with the defaults (make lint checks it).
+
 Only ${NAME} placeholders with upper-case names are replaced; nginx's own $variables are left
 alone. An unknown placeholder is an error, so a typo cannot ship.
 """
@@ -17,6 +23,7 @@ alone. An unknown placeholder is an error, so a typo cannot ship.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -32,6 +39,39 @@ from shared.services import GATEWAY_PORT, SERVICE_PORTS, port_of  # noqa: E402
 TEMPLATE = HERE / "nginx.conf.template"
 COMPOSE_OUT = HERE / "nginx.compose.conf"
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+RATE = re.compile(r"^([1-9][0-9]*)r/([sm])$")
+EDGE_DEFAULTS = {"GATEWAY_AUTH_RATE": "30r/m", "GATEWAY_AUTH_BURST": "30",
+                 "GATEWAY_MAIL_RATE": "6r/m", "GATEWAY_MAIL_BURST": "10"}
+
+
+def edge_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """CORS allowlist and rate limits, the same for every profile; a bad value is an error."""
+    values: dict[str, str] = {}
+    for name, default in EDGE_DEFAULTS.items():
+        values[name] = value = environ.get(name, "").strip() or default
+        if name.endswith("_BURST") and not value.isdigit():
+            raise SystemExit(f"render_nginx: {name}={value!r} is not a whole number")
+        if name.endswith("_RATE"):
+            rate = RATE.match(value)
+            if rate is None:
+                raise SystemExit(f"render_nginx: {name}={value!r} is not like 10r/m or 5r/s")
+            per_s = int(rate.group(1)) / (60 if rate.group(2) == "m" else 1)
+            values[name.replace("_RATE", "_RETRY_AFTER")] = str(max(1, math.ceil(1 / per_s)))
+    origins = [o.strip() for o in environ.get("CORS_ALLOWED_ORIGINS", "").split(",")
+               if o.strip()]
+    for origin in origins:
+        if not ORIGIN.match(origin):
+            raise SystemExit(f"render_nginx: CORS_ALLOWED_ORIGINS: {origin!r} is not an origin "
+                             "(scheme://host[:port], no path or trailing slash)")
+    if origins:
+        values["CORS_ORIGIN_MAP_LINE"] = "\n        ".join(
+            f'"{origin}" $http_origin;' for origin in dict.fromkeys(origins))
+        values["CORS_VARY_LINE"] = "add_header Vary Origin always;"
+    else:
+        values["CORS_ORIGIN_MAP_LINE"] = "# none: CORS_ALLOWED_ORIGINS is empty, CORS is off"
+        values["CORS_VARY_LINE"] = "# CORS off: the answers do not vary by Origin"
+    return values
 
 
 def local_values(var: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -53,10 +93,10 @@ def local_values(var: Path, environ: Mapping[str, str] = os.environ) -> dict[str
     for svc in SERVICE_PORTS:
         up = svc.upper()
         values[f"{up}_SERVER"] = env(f"{up}_UPSTREAM", f"127.0.0.1:{port_of(svc, environ)}")
-    return values
+    return values | edge_values(environ)
 
 
-def compose_values() -> dict[str, str]:
+def compose_values(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     values = {
         "DAEMON_LINE": "# daemon off: given by the image's command (nginx -g 'daemon off;')",
         "WORKER_PROCESSES": "auto",
@@ -69,7 +109,7 @@ def compose_values() -> dict[str, str]:
     }
     for svc, port in SERVICE_PORTS.items():
         values[f"{svc.upper()}_SERVER"] = f"{svc}:{port} resolve"
-    return values
+    return values | edge_values(environ)
 
 
 def render(values: dict[str, str], profile: str) -> str:

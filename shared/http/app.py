@@ -12,11 +12,13 @@ import logging
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, send_from_directory
 from prometheus_client import Counter, Histogram
-from werkzeug.exceptions import UnsupportedMediaType
+from swagger_ui_bundle import swagger_ui_path
+from werkzeug.exceptions import NotFound, UnsupportedMediaType
 
 from shared import logs
 from shared.config import Settings
@@ -32,6 +34,17 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["service", "method", "endpoint",
                                                              "status"])
+HERE = Path(__file__).resolve().parent
+# Swagger UI's own files (swagger-ui-bundle, pinned in pyproject.toml) and the script that starts
+# it (static/docs-init.js): what /<svc>/docs loads, from the service, never from a CDN.
+DOCS_ASSETS = {
+    "swagger-ui.css": Path(swagger_ui_path),
+    "swagger-ui-bundle.js": Path(swagger_ui_path),
+    "favicon-32x32.png": Path(swagger_ui_path),
+    "docs-init.js": HERE / "static",
+}
+DOCS_ASSET_MAX_AGE_S = 86400  # the files change only with the pinned package
+
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency",
                     ["service", "method", "endpoint"])
 
@@ -49,7 +62,8 @@ def create_service_app(
     """The skeleton every service's `create_app` fills with its blueprints."""
     svc = settings.service
     logs.configure_logging(svc, settings.log_level)
-    app = Flask(f"services.{svc}")
+    # templates/swagger_ui.html overrides flask-smorest's (the app's folder is searched first)
+    app = Flask(f"services.{svc}", template_folder=str(HERE / "templates"))
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0.0",
@@ -57,7 +71,7 @@ def create_service_app(
         OPENAPI_URL_PREFIX=f"/{svc}",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=f"/{svc}/docs/assets/",
         API_SPEC_OPTIONS={
             "info": {"description": description},
             "components": {"securitySchemes": {
@@ -76,10 +90,20 @@ def create_service_app(
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    _register_docs_assets(app, svc)
     _register_request_hooks(app, svc)
     register_error_handlers(app, api)
     register_probes(app, settings, db)
     return app
+
+
+def _register_docs_assets(app: Flask, svc: str) -> None:
+    @app.get(f"/{svc}/docs/assets/<name>")
+    def docs_asset(name: str) -> Response:
+        folder = DOCS_ASSETS.get(name)
+        if folder is None:
+            raise NotFound()
+        return send_from_directory(folder, name, max_age=DOCS_ASSET_MAX_AGE_S)
 
 
 def _register_request_hooks(app: Flask, svc: str) -> None:
@@ -96,6 +120,9 @@ def _register_request_hooks(app: Flask, svc: str) -> None:
 
     @app.after_request
     def finish_request(response: Response) -> Response:
+        # Tokens and personal data must not be kept by a browser or proxy cache: every answer
+        # is no-store unless its view chose otherwise (the JWKS, the docs assets).
+        response.headers.setdefault("Cache-Control", "no-store")
         rid = logs.request_id.get()
         if rid:
             response.headers["X-Request-ID"] = rid

@@ -3,8 +3,10 @@ service behind the real nginx gateway, driven over HTTP only."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -39,7 +41,8 @@ class System:
     def __init__(self, root: Path) -> None:
         self.ports = {svc: free_port() for svc in SERVICES}
         self.gateway_port = free_port()
-        self.env = dict(os.environ)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k != "CORS_ALLOWED_ORIGINS" and not k.startswith("GATEWAY_")}
         for svc, port in self.ports.items():
             self.env[f"{svc.upper()}_PORT"] = str(port)
         self.env.update(GATEWAY_PORT=str(self.gateway_port), NGINX=NGINX,
@@ -134,8 +137,8 @@ def test_the_gateway_answers_problems_and_keeps_internals_private(system: System
         assert call(system, "GET", f"/{svc}/healthz").json()["status"] == "ok"
 
 
-def raw_request(system: System, raw: bytes) -> tuple[int, str, bytes]:
-    """Bytes no HTTP client would send; returns status, content type and body."""
+def raw_request(system: System, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Bytes no HTTP client would send; returns status, headers (lower-case names), body."""
     with socket.create_connection(("127.0.0.1", system.gateway_port), timeout=5) as sock:
         sock.sendall(raw)
         data = b""
@@ -143,9 +146,9 @@ def raw_request(system: System, raw: bytes) -> tuple[int, str, bytes]:
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin1").split("\r\n")
-    content_type = next((line.split(":", 1)[1].strip() for line in lines[1:]
-                         if line.lower().startswith("content-type:")), "")
-    return int(lines[0].split()[1]), content_type, body
+    headers = {name.strip().lower(): value.strip()
+               for name, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
 
 
 @pytest.mark.parametrize("raw,status", [
@@ -159,9 +162,10 @@ def raw_request(system: System, raw: bytes) -> tuple[int, str, bytes]:
 def test_requests_the_gateway_refuses_get_problem_json(system: System, raw: bytes,
                                                        status: int) -> None:
     headers = b"" if raw.startswith(b"FOO") else b"Host: gateway\r\nConnection: close\r\n"
-    got, content_type, body = raw_request(system, raw + headers + b"\r\n")
-    assert (got, content_type) == (status, "application/problem+json"), body[:200]
+    got, answer, body = raw_request(system, raw + headers + b"\r\n")
+    assert (got, answer.get("content-type")) == (status, "application/problem+json"), body[:200]
     assert json.loads(body)["status"] == status
+    assert_edge_headers(answer)
 
 
 def test_account_flows_through_the_gateway_with_real_mail(system: System,
@@ -203,3 +207,150 @@ def test_account_flows_through_the_gateway_with_real_mail(system: System,
     # The Auth.js adapter is for the internal network only.
     assert call(system, "GET", "/auth/adapter/users/x",
                 headers={"Authorization": "Bearer anything"}).status_code == 404
+
+
+# --- the edge: security headers, caching, docs without a CDN, CORS, rate limits --------------
+
+ALLOWED_ORIGIN = "https://app.example"
+
+
+def assert_edge_headers(headers: Any, cors: str = "off") -> None:
+    """The gateway's security headers; no CORS header unless `cors` is "allowed", and with
+    CORS "off" no Vary: Origin either (with an allowlist every answer varies by Origin)."""
+    names = {name.lower(): value for name, value in headers.items()}
+    assert names.get("x-content-type-options") == "nosniff", names
+    assert names.get("referrer-policy") == "no-referrer", names
+    csp = names.get("content-security-policy", "")
+    assert "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp, csp
+    assert "script-src 'self'" in csp and "http" not in csp, csp
+    if cors != "allowed":
+        assert not [n for n in names if n.startswith("access-control-")], names
+    if cors == "off":
+        assert "origin" not in names.get("vary", "").lower(), names
+    else:
+        assert "Origin" in names.get("vary", ""), names
+
+
+def test_every_answer_carries_the_security_headers(system: System) -> None:
+    answers = {
+        "proxied 200": call(system, "GET", "/goals/healthz"),
+        "service 401": call(system, "GET", "/goals"),
+        "service 404": call(system, "GET", f"/auth/users/{new_id()}"),
+        "gateway 404": call(system, "GET", "/nowhere"),
+        "adapter 404": call(system, "GET", "/auth/adapter/users/x"),
+        "with an Origin, CORS off": call(system, "GET", "/goals/healthz",
+                                         headers={"Origin": ALLOWED_ORIGIN}),
+    }
+    assert [a.status_code for a in answers.values()] == [200, 401, 404, 404, 404, 200]
+    for what, answer in answers.items():
+        assert "X-Request-ID" in answer.headers, what
+        assert_edge_headers(answer.headers)
+    preflight = call(system, "OPTIONS", "/goals", headers={
+        "Origin": ALLOWED_ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code != 204
+    assert_edge_headers(preflight.headers)
+
+
+def test_tokens_and_personal_data_are_never_cached(system: System) -> None:
+    email, password = f"{new_id()}@example.com", "correct horse battery staple"
+    registered = call(system, "POST", "/auth/register",
+                      json={"email": email, "password": password, "name": "Ada"})
+    login = call(system, "POST", "/auth/login", json={"email": email, "password": password})
+    token = login.json()["accessToken"]
+    answers = [
+        registered, login,
+        call(system, "POST", "/auth/refresh", json={"sessionToken": login.json()["sessionToken"]}),
+        call(system, "GET", "/auth/me", token),
+        call(system, "PATCH", "/auth/me", token, json={"name": "Ada L."}),
+        call(system, "GET", f"/auth/users/{registered.json()['id']}"),
+        call(system, "GET", "/goals", token),
+        call(system, "DELETE", "/auth/me", token),
+    ]
+    assert [a.status_code for a in answers] == [201, 200, 200, 200, 200, 200, 200, 204]
+    assert [a.headers.get("Cache-Control") for a in answers] == ["no-store"] * len(answers)
+    jwks = call(system, "GET", "/auth/.well-known/jwks.json")
+    assert jwks.headers["Cache-Control"].startswith("public, max-age=")
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_the_docs_load_from_the_service_alone(system: System, svc: str) -> None:
+    page = call(system, "GET", f"/{svc}/docs")
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert_edge_headers(page.headers)
+    urls = re.findall(r"""(?:src|href)=["']([^"']*)["']""", page.text)
+    assert len(urls) == 3 and all(url.startswith(f"/{svc}/docs/assets/") for url in urls), urls
+    assert not re.search(r"<script(?![^>]*\ssrc=)", page.text), "an inline script"
+    assert "//" not in re.sub(r"<!--.*?-->", "", page.text, flags=re.S)  # no other host
+    for url in urls:
+        asset = call(system, "GET", url)
+        assert asset.status_code == 200 and len(asset.content) > 100, url
+        assert asset.headers["Content-Type"].startswith(("text/css", "text/javascript")), url
+        assert_edge_headers(asset.headers)
+    spec = page.text.split('data-spec-url="', 1)[1].split('"', 1)[0]
+    assert call(system, "GET", spec).json()["openapi"].startswith("3.")
+    assert call(system, "GET", f"/{svc}/docs/assets/index.html").status_code == 404
+
+
+@pytest.fixture(scope="module")
+def edge(system: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """A second gateway in front of the same services, rendered by the runner with a CORS
+    allowlist and a login limit low enough to reach: 1 a minute, burst 2."""
+    port = free_port()
+    env = dict(system.env, GATEWAY_PORT=str(port), GATEWAY_AUTH_RATE="1r/m",
+               GATEWAY_AUTH_BURST="2",
+               CORS_ALLOWED_ORIGINS=f"{ALLOWED_ORIGIN}, http://localhost:3000")
+    gateway = LocalSystem(environ=env, var=tmp_path_factory.mktemp("edge") / "var")
+    gateway.start_gateway()
+    view = copy.copy(system)
+    view.gateway_port, view.url = port, f"http://127.0.0.1:{port}"
+    try:
+        yield view
+    finally:
+        gateway.stop(["nginx"])
+
+
+def test_cors_answers_only_the_allowed_origins(edge: System) -> None:
+    asks = {"Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type"}
+    preflight = call(edge, "OPTIONS", "/goals", headers={"Origin": ALLOWED_ORIGIN, **asks})
+    assert preflight.status_code == 204, preflight.text
+    assert_edge_headers(preflight.headers, cors="allowed")
+    assert preflight.headers["Access-Control-Allow-Origin"] == ALLOWED_ORIGIN
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    allowed_headers = preflight.headers["Access-Control-Allow-Headers"]
+    assert {"Authorization", "Content-Type", "X-Request-ID"} <= {
+        h.strip() for h in allowed_headers.split(",")}
+    assert int(preflight.headers["Access-Control-Max-Age"]) > 0
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+
+    actual = call(edge, "GET", "/goals", headers={"Origin": "http://localhost:3000"})
+    assert actual.status_code == 401  # the service's answer, readable by that origin
+    assert actual.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert_edge_headers(actual.headers, cors="allowed")
+    assert "Access-Control-Allow-Methods" not in actual.headers
+
+    for origin in ("https://evil.example", "https://app.example.evil.example",
+                   "http://app.example", "null"):
+        refused = call(edge, "OPTIONS", "/goals", headers={"Origin": origin, **asks})
+        assert refused.status_code != 204, origin
+        assert_edge_headers(refused.headers, cors="refused")
+        assert "Access-Control-Allow-Origin" not in call(
+            edge, "GET", "/goals/healthz", headers={"Origin": origin}).headers
+
+
+def test_a_burst_of_logins_from_one_address_is_refused_with_retry_after(
+        system: System, edge: System) -> None:
+    def attempt(through: System) -> requests.Response:
+        return call(through, "POST", "/auth/login", json={
+            "email": f"{new_id()}@example.com", "password": "not the right password"})
+
+    assert [attempt(edge).status_code for _ in range(3)] == [401] * 3
+    limited = attempt(edge)
+    assert limited.status_code == 429
+    assert limited.headers["Content-Type"] == "application/problem+json"
+    assert limited.json()["status"] == 429
+    assert limited.headers["Retry-After"] == "60"
+    assert_edge_headers(limited.headers, cors="refused")  # no Origin sent
+    # The limit is the gateway's: the default one (generous) still lets this address log in.
+    assert attempt(system).status_code == 401
+    assert "Retry-After" not in attempt(system).headers
