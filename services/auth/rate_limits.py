@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -88,32 +89,44 @@ def take_registration(session: Session, *, client: str, limits: AbuseLimits) -> 
             session, REGISTER_CLIENT, client, limits.window))
 
 
-def _take(session: Session, kind: str, key: str, limit: int, window: timedelta) -> bool:
-    """One slot, atomically: a new or expired window starts at 1, a live one counts up only
-    while under the limit (else no row comes back)."""
-    expired = RateLimit.window_started_at <= func.now() - window
+def take_slot(session: Session, model: Any, counter: str, identity: dict[str, str],
+              limit: int, window: timedelta) -> bool:
+    """One slot of a windowed counter row (`model` keyed by the `identity` columns, counting
+    in `counter`, with a `window_started_at`), atomically: a new or expired window starts at
+    1, a live one counts up only while under `limit` (else no row comes back). The login
+    throttle counts with it too."""
+    count, started = getattr(model, counter), model.window_started_at
+    expired = started <= func.now() - window
     statement = (
-        insert(RateLimit)
-        .values(kind=kind, key=key, n=1, window_started_at=func.now())
+        insert(model)
+        .values(**identity, **{counter: 1}, window_started_at=func.now())
         .on_conflict_do_update(
-            index_elements=[RateLimit.kind, RateLimit.key],
-            set_={
-                "n": case((expired, 1), else_=RateLimit.n + 1),
-                "window_started_at": case(
-                    (expired, func.now()), else_=RateLimit.window_started_at),
-            },
-            where=or_(expired, RateLimit.n < limit),
+            index_elements=[getattr(model, column) for column in identity],
+            set_={counter: case((expired, 1), else_=count + 1),
+                  "window_started_at": case((expired, func.now()), else_=started)},
+            where=or_(expired, count < limit),
         )
-        .returning(RateLimit.n)
+        .returning(count)
     )
-    return limit > 0 and session.execute(statement).first() is not None
+    return session.execute(statement).first() is not None
+
+
+def seconds_left(session: Session, model: Any, identity: dict[str, str],
+                 window: timedelta) -> int:
+    """Seconds until the counter row's window ends (at least 1): a Retry-After."""
+    left = session.scalar(
+        select(func.extract("epoch", model.window_started_at + window - func.now()))
+        .where(*[getattr(model, column) == value for column, value in identity.items()]))
+    return max(1, math.ceil(float(left or 0)))
+
+
+def _take(session: Session, kind: str, key: str, limit: int, window: timedelta) -> bool:
+    return limit > 0 and take_slot(session, RateLimit, "n", {"kind": kind, "key": key},
+                                   limit, window)
 
 
 def _seconds_left(session: Session, kind: str, key: str, window: timedelta) -> int:
-    left = session.scalar(
-        select(func.extract("epoch", RateLimit.window_started_at + window - func.now()))
-        .where(RateLimit.kind == kind, RateLimit.key == key))
-    return max(1, math.ceil(float(left or 0)))
+    return seconds_left(session, RateLimit, {"kind": kind, "key": key}, window)
 
 
 def forget_stale(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:

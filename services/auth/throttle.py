@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, func, update
 from sqlalchemy.orm import Session
 
 from services.auth import rate_limits
@@ -92,31 +90,12 @@ def give_back(session: Session, *, email: str, client: str) -> None:
 
 
 def _take(session: Session, key: str, limit: int, window: timedelta) -> bool:
-    """One slot, atomically: a new or expired window starts at 1, a live one counts up only
-    while under the limit (else no row comes back)."""
-    expired = LoginThrottle.window_started_at <= func.now() - window
-    statement = (
-        insert(LoginThrottle)
-        .values(key=key, failures=1, window_started_at=func.now())
-        .on_conflict_do_update(
-            index_elements=[LoginThrottle.key],
-            set_={
-                "failures": case((expired, 1), else_=LoginThrottle.failures + 1),
-                "window_started_at": case(
-                    (expired, func.now()), else_=LoginThrottle.window_started_at),
-            },
-            where=or_(expired, LoginThrottle.failures < limit),
-        )
-        .returning(LoginThrottle.failures)
-    )
-    return session.execute(statement).first() is not None
+    return rate_limits.take_slot(session, LoginThrottle, "failures", {"key": key}, limit,
+                                 window)
 
 
 def _seconds_left(session: Session, key: str, window: timedelta) -> int:
-    left = session.scalar(
-        select(func.extract("epoch", LoginThrottle.window_started_at + window - func.now()))
-        .where(LoginThrottle.key == key))
-    return max(1, math.ceil(float(left or 0)))
+    return rate_limits.seconds_left(session, LoginThrottle, {"key": key}, window)
 
 
 def forget_stale(session: Session, *, older_than: timedelta = timedelta(days=1)) -> int:
