@@ -181,3 +181,25 @@ class TcpProxy:
         self._closed = True
         self.cut()
         self.listener.close()
+
+
+def at_once(count: int, work: Callable[[int], object], *, timeout: float = 30.0
+            ) -> list[BaseException]:
+    """Run `work(0)` .. `work(count - 1)` in threads released together (a barrier), wait for
+    all of them; returns what they raised."""
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        start.wait()
+        try:
+            work(n)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    return errors

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -67,6 +67,14 @@ def abuse_limits(configure_auth: Callable[..., None]) -> Callable[..., AbuseLimi
         return chosen
 
     return set_limits
+
+
+@pytest.fixture
+def wide_db(settings: Callable[..., Any]) -> Iterator[Database]:
+    """Enough connections that sixteen requests really run at once."""
+    db = Database(settings("auth").database_url, "auth", pool_size=16)
+    yield db
+    db.dispose()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from services.auth.tokens import secret_hash
 from shared.db import Database, UnitOfWork
 from tests.auth.smtp import MailCatcher, link_in, smtp_fixture  # noqa: F401 - `smtp`
 from tests.auth.support import PASSWORD, bearer, load_user, unique_email
-from tests.helpers import PYTHON, ServiceProcess, wait_for
+from tests.helpers import PYTHON, ServiceProcess, at_once, wait_for
 
 NEW_PASSWORD = "another quite long passphrase"
 Register = Callable[..., dict[str, Any]]
@@ -281,36 +281,19 @@ def test_a_verification_link_verifies_only_the_address_it_was_sent_to(
 # -- one link, many hands --------------------------------------------------------------------
 
 
-@pytest.fixture
-def wide_db(settings: Callable[..., Any]) -> Iterator[Database]:
-    """Enough connections that sixteen redemptions really run at once."""
-    db = Database(settings("auth").database_url, "auth", pool_size=16)
-    yield db
-    db.dispose()
-
-
 def race(db: Database, attempt: Callable[[UnitOfWork, int], object]) -> list[int]:
     """Run `attempt` in sixteen threads at once, each with its own (unopened) unit of work;
     returns the numbers of those that did not raise InvalidLink."""
-    start = threading.Barrier(16)
     winners: list[int] = []
-    errors: list[BaseException] = []
 
     def run(n: int) -> None:
-        start.wait()
         try:
             attempt(UnitOfWork(db, source="/tests"), n)  # the use case opens it
             winners.append(n)
         except recovery.InvalidLink:
             pass
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    errors = at_once(16, run)
     assert not errors, errors
     return winners
 

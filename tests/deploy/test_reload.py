@@ -20,6 +20,7 @@ import pytest
 
 from deploy import local
 from deploy.local import LocalSystem, main, running
+from tests.helpers import wait_for
 
 APP = '''\
 import os
@@ -39,6 +40,7 @@ def create_app():
         if path == "/goals/readyz" and not ready:
             status = "503 Service Unavailable"
         elif path == "/goals/slow":
+            open(os.environ["APP_SLOW_MARKER"], "w").close()  # in an old worker's hands now
             time.sleep(1.0)
         body = f"{VERSION} {os.getpid()}".encode()
         start_response(status, [("Content-Type", "text/plain"),
@@ -81,7 +83,8 @@ def app_env(tmp_path: Path, environ: dict[str, str]) -> dict[str, str]:
         (goals / module).write_text(text)
     environ.update(GUNICORN_CMD_ARGS=f"--pythonpath {tmp_path / 'app'}",
                    PYTHONPATH=str(tmp_path / "worker"), PYTHONSAFEPATH="1",
-                   APP_VERSION="1", WEB_CONCURRENCY="2", WEB_THREADS="2")
+                   APP_VERSION="1", WEB_CONCURRENCY="2", WEB_THREADS="2",
+                   APP_SLOW_MARKER=str(tmp_path / "slow-request-started"))
     return environ
 
 
@@ -141,6 +144,11 @@ class Load:
         self._stop.set()
         self._thread.join(10)
 
+    def wait(self, answers: int, *, after: float = 0.0) -> None:
+        """Until `answers` more have come back after `after` (monotonic)."""
+        wait_for(lambda: sum(at > after for at, _, _ in self.answers) >= answers,
+                 timeout=10, message=f"{answers} answers")
+
     def failures(self) -> list[tuple[int, str]]:
         return [(status, body) for _, status, body in self.answers if status != 200]
 
@@ -160,14 +168,15 @@ def test_a_rolling_reload_hands_over_to_a_new_master_without_failing_a_request(
     slow = threading.Thread(target=lambda: in_flight.append(
         get(f"http://127.0.0.1:{port}/goals/slow")))
 
+    marker = Path(app_env["APP_SLOW_MARKER"])
     with Load(port) as load:
-        time.sleep(0.3)
+        load.wait(10)
         slow.start()
-        time.sleep(0.2)  # the slow request is in an old worker's hands
+        wait_for(marker.exists, timeout=5, message="the slow request in an old worker")
         app_env.update(APP_VERSION="2", WEB_THREADS="3")  # the new master gets these
         assert main(["restart", "goals"], environ=app_env, var=var) == 0
         done = time.monotonic()
-        time.sleep(0.3)
+        load.wait(10, after=done)
     slow.join(5)
 
     out = capsys.readouterr().out
@@ -212,10 +221,10 @@ def test_a_new_version_that_fails_leaves_the_old_one_serving(
     capsys.readouterr()
 
     with Load(port) as load:
-        time.sleep(0.2)
+        load.wait(10)
         assert main(["restart", "goals"], environ={**app_env, "APP_VERSION": "2", **setting},
                     var=var) == 1
-        time.sleep(0.2)
+        load.wait(10, after=time.monotonic())
 
     err = capsys.readouterr().err
     assert "deploy: goals-web: the new master (pid " in err
@@ -250,10 +259,9 @@ def test_a_web_that_cannot_be_rolled_is_restarted_and_says_why(
     procs = [subprocess.Popen(looks_like_ours, env=env) for env in (before, moved, wanted)]
     try:
         for proc in procs:  # until exec'd: before that /proc shows the parent's environment
-            deadline = time.monotonic() + 10
-            while b"time.sleep(30)" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
-                assert time.monotonic() < deadline, "the stand-in never started"
-                time.sleep(0.01)
+            cmdline = Path(f"/proc/{proc.pid}/cmdline")
+            wait_for(lambda: b"time.sleep(30)" in cmdline.read_bytes(),  # noqa: B023
+                     timeout=10, interval=0.01, message="the stand-in to start")
         reasons = [system.restart_reason("goals", proc.pid) for proc in procs]
     finally:
         for proc in procs:
