@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from shared.services import SERVICES, port_of
+from shared.services import SERVICES, port_of, worker_port_of
 
 __all__ = ["SERVICES", "Settings", "env", "env_int", "database_url", "load_env_file"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +62,9 @@ class Settings:
     retry_delays_ms: tuple[int, ...]
     outbox_retention_s: int
     tombstone_horizon_s: int
+    worker_host: str
+    worker_port: int
+    worker_stall_s: float
 
     @classmethod
     def from_env(cls, service: str, **overrides: object) -> Settings:
@@ -84,6 +87,11 @@ class Settings:
             # Tokens issued within it are checked against the in-memory tombstones; older
             # ones against the table (see shared.tombstones). Longer than a token's life.
             tombstone_horizon_s=env_int("TOMBSTONE_HORIZON_SECONDS", 3600),
+            # The worker's health server (shared.health): where, and how long a loop may go
+            # without a turn before the worker counts as hung.
+            worker_host=env("WORKER_HOST", "127.0.0.1"),
+            worker_port=worker_port_of(service) if service in SERVICES else 0,
+            worker_stall_s=float(env("WORKER_STALL_SECONDS", "15")),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
