@@ -2,7 +2,9 @@
 
     python3 -m deploy install            .venv + editable install with the test extras
                                          (skipped when up to date)
-    python3 -m deploy run [SVC...]       all: bootstrap the database, keys, migrate, start what
+    python3 -m deploy run [SVC...]       all: PostgreSQL and RabbitMQ (installed and started
+                                         if meant to be local and silent: deploy/backing.py),
+                                         bootstrap the database, keys, migrate, start what
                                          is not running, the gateway, wait until ready.
                                          SVC: deploy that service alone (migrate, then start it,
                                          or roll it if it is running).
@@ -10,7 +12,8 @@
                                          old one, which is stopped once the new one is ready;
                                          worker: TERM and start again); default: every service
     python3 -m deploy stop [SVC...]      graceful stop (TERM, STOP_TIMEOUT s, then KILL);
-                                         all: the gateway too
+                                         all: the gateway too, and PostgreSQL and RabbitMQ
+                                         if `run` started them
     python3 -m deploy status             what runs where, workers' health and backlog; exit 3
                                          if anything is down
     python3 -m deploy logs [SVC]         follow the logs
@@ -50,6 +53,7 @@ from pathlib import Path
 from typing import TextIO
 
 from deploy import render_nginx
+from deploy.backing import BackingError, BackingServices
 from shared.services import GATEWAY_PORT, SERVICES, port_of, worker_port_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -838,6 +842,9 @@ class LocalSystem:
                      f"{logs}/{svc}-{{web,worker}}.log")
         self.say(f"  {'metrics':<9} http://127.0.0.1:<port>/metrics "
                  "(direct only, not via the gateway)")
+        workers = ", ".join(f"{svc} {self.worker_port(svc)}" for svc in SERVICES)
+        self.say(f"  {'workers':<9} health on http://127.0.0.1:<port>/{{healthz,readyz,metrics}}"
+                 f" ({workers})")
         self.say(f"  {'mail':<9} {self.shown(self.mail_dir)}/   (outgoing mail is written here)")
         self.say(f"  {'keys':<9} {self.shown(self.keys_dir)}/")
         self.say(f"  {'stop':<9} make stop   (status: make status, logs: make logs)")
@@ -866,6 +873,10 @@ class LocalSystem:
             path.mkdir(parents=True, exist_ok=True)
         self.install()
         self.ensure_nginx()
+        try:
+            self.backing().ensure()
+        except BackingError as exc:
+            raise DeployError(str(exc)) from None
         self.say("database: bootstrap")
         self._run([str(self.python), "-m", "shared.bootstrap"], "database bootstrap")
 
@@ -934,10 +945,18 @@ class LocalSystem:
         self.say(f"restarted: {' '.join(services)}")
         return 0
 
+    def backing(self) -> BackingServices:
+        return BackingServices(self.env, self.run_dir, self.say)
+
     def stop_all(self, targets: Sequence[str]) -> int:
         names = [] if targets else ["nginx"]
         names += [f"{svc}-{role}" for svc in targets or SERVICES for role in ("web", "worker")]
         self.stop(names)
+        if not targets:
+            try:
+                self.backing().stop()
+            except BackingError as exc:
+                raise DeployError(str(exc)) from None
         self.say("stopped")
         return 0
 
