@@ -13,7 +13,7 @@ SERVICES := auth goals diary stories
 ARGS    ?=
 
 .PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
-        dlq replay-dlq nginx-compose clean
+        dlq replay-dlq nginx-compose clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -77,3 +77,14 @@ clean: ## stop everything, remove var/ (logs, pids, keys, mail) and tool caches
 	@$(LOCAL) stop
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	@echo "left: .venv, the database $${DATABASE_NAME:-growth_diary} with its roles, and the" \
+	      "queues of namespace $${EVENT_NAMESPACE:-growth} (make purge removes those)"
+
+purge: ## clean, then drop this copy's database, its roles and its queues (CONFIRM=1 to skip the question)
+	@if [ "$(CONFIRM)" != 1 ]; then \
+		read -r -p "drop database $${DATABASE_NAME:-growth_diary}, its roles and its queues? [y/N] " answer; \
+		case "$$answer" in y|Y|yes) ;; *) echo "nothing dropped"; exit 1;; esac; \
+	fi
+	@$(MAKE) --no-print-directory clean
+	@$(PY) -m shared.bootstrap --purge
+	@$(PY) -m shared.bus purge
