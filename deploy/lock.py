@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
@@ -32,7 +33,11 @@ STAMP = re.compile(r"^# pyproject-sha256: ([0-9a-f]{64})$", re.MULTILINE)
 
 
 def inputs_digest(pyproject: Path = PYPROJECT) -> str:
-    project = tomllib.loads(pyproject.read_text())["project"]
+    return digest_of(tomllib.loads(pyproject.read_text())["project"])
+
+
+def digest_of(project: dict[str, Any]) -> str:
+    """What the lock depends on: the runtime dependencies (order-free) and Pythons."""
     inputs = {"requires-python": project.get("requires-python", ""),
               "dependencies": sorted(project.get("dependencies", [])),
               "python": PYTHON_VERSION}
