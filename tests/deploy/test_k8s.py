@@ -64,9 +64,12 @@ def test_every_service_has_its_processes_and_objects(rendered: dict[str, list[Ob
         assert "Job/growth-diary-bootstrap" in names
     assert {o["metadata"]["name"] for o in rendered["production"]
             if o["kind"] == "ScaledObject"} == {f"{s}-worker" for s in SERVICES}
+    # an apply never resets a count something else owns: the HPA the web's, KEDA the workers'
     for deployment in (o for o in rendered["production"] if o["kind"] == "Deployment"):
-        worker = deployment["metadata"]["name"].endswith("-worker")
-        assert ("replicas" not in deployment["spec"]) == worker  # KEDA owns the workers'
+        assert "replicas" not in deployment["spec"], deployment["metadata"]["name"]
+    dev = {o["metadata"]["name"]: o for o in rendered["dev"] if o["kind"] == "Deployment"}
+    assert {name: d["spec"].get("replicas") for name, d in dev.items()} == {
+        **{f"{s}-web": None for s in SERVICES}, **{f"{s}-worker": 1 for s in SERVICES}}
 
 
 def test_the_rules_hold_and_a_breach_is_caught(rendered: dict[str, list[Obj]]) -> None:
