@@ -13,7 +13,7 @@ SERVICES := auth goals diary stories
 ARGS    ?=
 
 .PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
-        dlq replay-dlq nginx-compose clean purge
+        dlq replay-dlq nginx-compose k8s k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,11 +56,22 @@ test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (
 bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
 	$(PY) -m bench $(ARGS)
 
-lint: install ## ruff + mypy over all our Python, shell syntax, the compose gateway config is current
+lint: install ## ruff + mypy, shell syntax, generated files current, lock current, k8s + compose valid
 	$(VENV)/bin/ruff check shared services tests deploy bench
 	$(VENV)/bin/mypy shared services tests deploy bench
 	bash -n .ci/run
 	$(PY) deploy/render_nginx.py compose --check
+	$(PY) deploy/lock.py --check
+	$(PY) deploy/k8s/validate.py
+
+k8s: install ## validate deploy/k8s (every overlay, strict, Kubernetes 1.34) and docker-compose.yml
+	$(PY) deploy/k8s/validate.py
+
+k8s-render: ## regenerate deploy/k8s/components/ from deploy/k8s/templates/
+	python3 deploy/k8s/render.py
+
+lock: install ## recompile requirements.lock (the images' exact packages) from pyproject.toml
+	$(PY) deploy/lock.py
 
 dlq: install ## list SERVICE's dead-lettered events
 	@test -n "$(SERVICE)" || { echo "usage: make dlq SERVICE=<$(SERVICES)>" >&2; exit 2; }
