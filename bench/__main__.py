@@ -1,6 +1,6 @@
 """`make bench`: measured sections, each with its ratios and targets; one JSON line at the end.
 
-    python -m bench [pipeline] [http]     (default: both; make bench ARGS=http)
+    python -m bench [pipeline] [http] [deploys]   (default: all; make bench ARGS=http)
 
 pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue #2): pipeline
           throughput >= 0.5 x the raw floor; pipeline p99 latency at a steady 50/s <= 5 x the
@@ -8,6 +8,9 @@ pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue 
 http:     auth and goals through the nginx gateway with wrk (bench/http.py): goals list
           >= 0.4 x and auth/me >= 0.5 x the throughput of the service's healthz, each p99
           <= 3 x its healthz p99, every response a 200, every gunicorn worker's RSS <= 60 MiB.
+deploys:  the whole system under ~40 requests/s of mixed reads and writes while each service
+          is restarted, deployed and deployed as a bad build (bench/deploys.py): 0 failed
+          requests and p99 < 500 ms in every phase, every bad build refused (exit 1).
 The exit status is non-zero when a section misses a target.
 """
 
@@ -20,7 +23,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import http
+from bench import deploys, http
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
@@ -57,7 +60,13 @@ def http_section() -> Section:
     return {"http": result}, http.report(result)
 
 
-SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section}
+def deploys_section() -> Section:
+    result = deploys.measure_deploys()
+    return {"deploys": result}, deploys.report(result)
+
+
+SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section,
+                                              "deploys": deploys_section}
 
 
 def main(argv: list[str] | None = None) -> int:
