@@ -13,7 +13,7 @@ SERVICES := auth goals diary stories
 ARGS    ?=
 
 .PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
-        dlq replay-dlq nginx-compose k8s k8s-render lock clean purge
+        dlq replay-dlq nginx-compose asyncapi k8s k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,8 +61,12 @@ lint: install ## ruff + mypy, shell syntax, generated files current, lock curren
 	$(VENV)/bin/mypy shared services tests deploy bench
 	bash -n .ci/run
 	$(PY) deploy/render_nginx.py compose --check
+	$(PY) -m shared.asyncapi --check
 	$(PY) deploy/lock.py --check
 	$(PY) deploy/k8s/validate.py
+
+asyncapi: install ## write docs/asyncapi.json from the event catalogue (ARGS=--release: also the released contract)
+	$(PY) -m shared.asyncapi $(ARGS)
 
 k8s: install ## validate deploy/k8s (every overlay, strict, Kubernetes 1.34) and docker-compose.yml
 	$(PY) deploy/k8s/validate.py

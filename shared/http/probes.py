@@ -1,4 +1,4 @@
-"""Health probes and metrics every web process serves.
+"""Health probes, metrics and the event contracts every web process serves.
 
 `/<svc>/healthz` says the process answers; `/<svc>/readyz` says it can serve requests, which
 needs the database alone (writes go to the outbox, which buffers them while the broker is
@@ -7,6 +7,7 @@ away), so the broker is reported as a detail and does not fail readiness.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 from urllib.parse import urlsplit
@@ -41,6 +42,7 @@ def broker_answers(amqp_url: str, timeout: float = 2.0) -> bool:
 
 def register_probes(app: Flask, settings: Settings, db: Database) -> None:
     svc = settings.service
+    documents: dict[str, str] = {}
     # Set by deploy/gunicorn.conf.py before the app loads (prometheus_client reads it too).
     multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
@@ -60,6 +62,18 @@ def register_probes(app: Flask, settings: Settings, db: Database) -> None:
         ready = checks["database"] == "ok"
         return jsonify(status="ready" if ready else "not ready", checks=checks), (
             200 if ready else 503)
+
+    @app.get(f"/{svc}/asyncapi.json")
+    def asyncapi() -> Response:
+        """The events this service sends and receives, as AsyncAPI 3.0 (shared.asyncapi)."""
+        if "asyncapi" not in documents:
+            # Built on the first ask (apispec's conversion is not free), then kept.
+            from shared import asyncapi as contracts
+
+            handlers = importlib.import_module(f"services.{svc}.handlers").HANDLERS
+            documents["asyncapi"] = contracts.render(contracts.document(
+                {svc: handlers}, service=svc, namespace=settings.namespace))
+        return Response(documents["asyncapi"], mimetype="application/json")
 
     @app.get("/metrics")
     def metrics() -> Response:
