@@ -10,7 +10,11 @@ What it guarantees (idempotent, safe to run on every deploy):
   role, and ``search_path = svc`` for that role in that database;
 - nobody but the owner can use a service schema, and ``public`` is closed to everyone, so a
   role can reach only its own schema (``goals_svc`` reading ``auth.user`` is a permission error).
-  That is what lets each schema later move to its own cluster by changing one URL.
+  That is what lets each schema later move to its own cluster by changing one URL;
+- one more LOGIN role, ``studio_ro`` (password ``STUDIO_DB_PASSWORD``), for the data browser
+  (``make studio``): it may only read (``SELECT`` on every table of the service schemas, now
+  and, through default privileges, those migrations create later) and its transactions are
+  read-only by default too.
 
 It runs as the admin (``DATABASE_ADMIN_URL``, a superuser or a role with CREATEDB and
 CREATEROLE). Services and their migrations never do: they connect as their own role.
@@ -39,6 +43,13 @@ DEFAULT_DATABASE = "growth_diary"
 # Serialises concurrent bootstraps (parallel test sessions, several deploy jobs): roles are
 # cluster-wide, and CREATE ROLE / CREATE DATABASE race otherwise.
 _ADVISORY_LOCK_KEY = 0x6772_6F77  # "grow"
+
+
+STUDIO_ROLE = "studio_ro"
+
+
+def studio_password() -> str:
+    return env("STUDIO_DB_PASSWORD", STUDIO_ROLE)
 
 
 def role_name(service: str) -> str:
@@ -125,6 +136,20 @@ def _ensure_schema(conn: Conn, database: str, service: str, roles: Iterable[str]
     )
 
 
+def _ensure_reader(conn: Conn, services: Iterable[str]) -> None:
+    """The studio's role: SELECT on every service schema's tables, nothing else."""
+    reader = sql.Identifier(STUDIO_ROLE)
+    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(reader))
+    for service in services:
+        schema, owner = sql.Identifier(service), sql.Identifier(role_name(service))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, reader))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+            schema, reader))
+        # Tables the service's migrations create from now on are readable too.
+        conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} "
+                             "GRANT SELECT ON TABLES TO {}").format(owner, schema, reader))
+
+
 def bootstrap(
     admin_url: str,
     database: str,
@@ -149,6 +174,7 @@ def bootstrap(
             _ensure_database(admin, database, drop=drop)
             for service in services:
                 _ensure_role(admin, role_name(service), pw[service])
+            _ensure_role(admin, STUDIO_ROLE, studio_password())
 
             with _connect(_database_conninfo(admin_url, database)) as db:
                 # Database level: only the service roles (and the admin) may connect.
@@ -159,6 +185,8 @@ def bootstrap(
                             dbident, sql.SQL(", ").join(sql.Identifier(r) for r in roles)
                         )
                     )
+                db.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    dbident, sql.Identifier(STUDIO_ROLE)))
                 # The public schema is nobody's: no stray tables land there by accident.
                 db.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 if roles:
@@ -169,6 +197,7 @@ def bootstrap(
                     )
                 for service in services:
                     _ensure_schema(db, database, service, roles)
+                _ensure_reader(db, services)
         finally:
             if not admin.broken:
                 admin.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
