@@ -19,6 +19,7 @@ Online runs take the schema's advisory lock and set lock and statement timeouts
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -148,6 +149,9 @@ def check_all(services: Sequence[str] | None = None) -> int:
 
 def main(argv: list[str]) -> int:
     load_env_file()
+    # As alembic.ini says, for Alembic's own CLI: each revision applied is named on stderr.
+    logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.INFO)
     if argv[:1] == ["check"]:
         return check_all()
     if not argv or argv[0] not in SERVICES:

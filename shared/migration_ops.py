@@ -90,12 +90,19 @@ def drop_index_concurrently(name: str, *, schema: str) -> None:
 # --- a required column: nullable, backfilled, then NOT NULL ---------------------------------
 
 
-def add_nullable_column(table: str, column: sa.Column[object], *, schema: str) -> None:
-    """Step 1: the column, nullable (a catalogue change, no rewrite). A `server_default`
-    gives rows that the running release inserts a value, so the last step can succeed."""
-    if not column.nullable:
-        raise ValueError(f"{column.name}: add it nullable, backfill, then make_column_required")
+def add_nullable_column(table: str, column: sa.Column[object], *, schema: str,
+                        new_rows_default: str | None = None) -> None:
+    """Step 1: the column, nullable (a catalogue change, no rewrite). `new_rows_default`
+    (SQL) is set once the column exists: rows inserted from then on, by the release still
+    running too, get it, while the existing rows stay NULL for the backfill. (One constant
+    for every row needs no backfill: ADD COLUMN ... DEFAULT is instant since PostgreSQL 11.)"""
+    if not column.nullable or column.server_default is not None:
+        raise ValueError(f"{column.name}: add it nullable and without a server default "
+                         "(new_rows_default=...), backfill, then make_column_required")
     op.add_column(table, column, schema=schema, if_not_exists=True)
+    if new_rows_default is not None:
+        op.alter_column(table, column.name, server_default=sa.text(new_rows_default),
+                        schema=schema)
 
 
 def backfill_in_batches(table: str, assignment: str, *, schema: str, where: str,
