@@ -92,7 +92,7 @@ def create_app(settings: StudioSettings | None = None,
                   index_view=CountsView(catalogue, db, url="/", endpoint="admin"),
                   theme=Bootstrap4Theme(base_template="studio/base.html", fluid=True))
     views: dict[str, TableView] = {}
-    for service, entries in catalogue.by_service().items():
+    for entries in catalogue.by_service().values():  # menus grouped by service, in order
         for entry in entries:
             view = table_view(entry, db, views, write=settings.write)
             views[entry.key] = view
