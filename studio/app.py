@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from shared.bootstrap import STUDIO_ROLE, studio_password
 from shared.config import database_url, env
-from studio.catalogue import Catalogue, Entry
+from studio.catalogue import Catalogue, Entry, Relation
 
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 RELATED_SHOWN = 50  # rows of a relation listed on a detail page
@@ -119,7 +119,7 @@ def _guard(app: Flask, settings: StudioSettings) -> None:
         if (not settings.password or session.get("signed_in") or endpoint == "healthz"
                 or endpoint in ("login", "static") or endpoint.endswith(".static")):
             return None
-        return redirect(url_for("login", next=request.full_path))
+        return redirect(url_for("login", next=request.full_path.rstrip("?")))
 
     @app.route("/login", methods=["GET", "POST"])
     def login() -> ResponseReturnValue:
@@ -179,7 +179,7 @@ class TableView(ModelView):
 def table_view(entry: Entry, db: SQLAlchemy, views: dict[str, TableView], *,
                write: bool) -> TableView:
     masked = {c: _mask for c in entry.secrets}
-    relations = {r.name: _relation_formatter(r.target, r.many, views) for r in entry.relations}
+    relations = {r.name: _relation_formatter(r, views) for r in entry.relations}
     listed = {c: _truncate for c in entry.visible
               if isinstance(entry.table.c[c].type, sa.Text | sa.JSON)}
     order = next((c for c in ("created_at", "updated_at") if c in entry.table.c), None)
@@ -215,7 +215,9 @@ def _truncate(view: Any, context: Any, model: Any, name: str) -> str:
     return text if len(text) <= 80 else f"{text[:80]}…"
 
 
-def _relation_formatter(target: str, many: bool, views: dict[str, TableView]) -> Any:
+def _relation_formatter(relation: Relation, views: dict[str, TableView]) -> Any:
+    target = relation.target
+
     def link(row: Any) -> Markup:
         view = views[target]
         href = url_for(f"{view.endpoint}.details_view", id=view.get_pk_value(row))
@@ -223,14 +225,20 @@ def _relation_formatter(target: str, many: bool, views: dict[str, TableView]) ->
 
     def render(view: Any, context: Any, model: Any, name: str) -> Markup:
         value = getattr(model, name)
-        if not many:
+        if not relation.many:
             return link(value) if value is not None else Markup("")
         rows = list(value)
         items = Markup("").join(Markup("<li>{}</li>").format(link(r))
                                 for r in rows[:RELATED_SHOWN])
         more = (Markup("<li>… {} more</li>").format(len(rows) - RELATED_SHOWN)
                 if len(rows) > RELATED_SHOWN else Markup(""))
-        return Markup('<span class="related-count">{} {}</span><ul class="related">{}{}</ul>'
-                      ).format(len(rows), escape(target.split(".", 1)[1]), items, more)
+        listed = Markup("")
+        if relation.via is not None:  # the same rows in the target's list, to page and sort
+            column, ours = relation.via
+            href = url_for(f"{views[target].endpoint}.index_view",
+                           **{f"flt0_{column}_equals": getattr(model, ours)})
+            listed = Markup(' <a class="related-list" href="{}">(as a list)</a>').format(href)
+        return Markup('<span class="related-count">{} {}</span>{}<ul class="related">{}{}</ul>'
+                      ).format(len(rows), escape(target.split(".", 1)[1]), listed, items, more)
 
     return render

@@ -57,7 +57,7 @@ SEARCH: dict[str, list[str]] = {
 FILTERABLE = (sa.String, sa.Text, sa.Enum, sa.Boolean, sa.Integer, sa.DateTime, sa.Date,
               sa.Numeric)
 # The column a row is named by in links and relation lists, first found wins.
-LABELS = ("email", "title", "name", "provider", "type", "period", "content")
+LABELS = ("email", "title", "name", "provider", "type", "period", "content", "user_id")
 
 
 def is_secret(table: sa.Table, column: str) -> bool:
@@ -69,6 +69,8 @@ class Relation:
     name: str  # the attribute on the class
     target: str  # the related table's "<schema>.<table>"
     many: bool  # a list (the other side's foreign key points here) or one row
+    # many: the target's foreign key column and the column of ours it holds
+    via: tuple[str, str] | None = None
 
 
 @dataclass
@@ -171,7 +173,8 @@ class Catalogue:
                 properties[name] = relationship(
                     child.model, foreign_keys=local, viewonly=True,
                     order_by=list(child.table.primary_key.columns))
-                entry.relations.append(Relation(name, child.key, many=True))
+                via = (local[0].name, fk.elements[0].column.name) if len(local) == 1 else None
+                entry.relations.append(Relation(name, child.key, many=True, via=via))
         self.registry.map_imperatively(entry.model, entry.table, properties=properties)
 
 

@@ -93,6 +93,9 @@ def test_relations_are_followed_inside_a_schema(browse: FlaskClient, seeded: See
     assert "3 likes" in post and "1 replies" in post
     assert post.count("/diary/likes/details/?id=") == 3
     assert f"/diary/replies/details/?id={seeded.reply}" in post
+    likes = page(browse, f"/diary/likes/?flt0_post_id_equals={seeded.published}")
+    assert f"/diary/likes/?flt0_post_id_equals={seeded.published}" in post  # the list of them
+    assert all(liker in likes for liker in seeded.likers)
     reply = page(browse, f"/diary/replies/details/?id={seeded.reply}")
     assert f"/diary/posts/details/?id={seeded.published}" in reply  # and back
     user = page(browse, f"/auth/users/details/?id={seeded.user}")
