@@ -121,3 +121,37 @@ def test_reset_refuses_before_touching_the_database(infrastructure: dict[str, st
                              capture_output=True, timeout=60)
     assert refused.returncode == 2
     assert "refusing to drop the goals schema" in refused.stderr
+
+
+def test_a_new_migration_is_named_in_snake_case_shown_as_sql_and_applied(
+        scratch: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from alembic.config import Config
+
+    from shared import migrate
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(ROOT / "services" / "goals" / "migrations", copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+
+    def config(service: str, url: str | None = None) -> Config:
+        found = alembic_config(service, url or url_in(service, scratch))
+        found.set_main_option("script_location", str(copy))
+        return found
+
+    monkeypatch.setattr(migrate, "alembic_config", config)
+    assert migrate.new_migration("goals", "Add-Goal-Notes") == 2
+    assert migrate.new_migration("goals", "notes") == 2  # one word says too little
+    assert "snake_case" in capsys.readouterr().err
+
+    head = command_head("goals")
+    assert migrate.new_migration("goals", "add_goal_notes") == 0
+    out = capsys.readouterr().out
+    new = f"{int(head) + 1:04d}"
+    assert (copy / "versions" / f"{new}_add_goal_notes.py").exists()
+    assert "the SQL it runs" in out and "SET lock_timeout" in out
+    assert f"UPDATE goals.alembic_version SET version_num='{new}'" in out
+    with psycopg.connect(make_conninfo(os.environ["DATABASE_ADMIN_URL"], dbname=scratch)) as c:
+        assert c.execute("SELECT version_num FROM goals.alembic_version").fetchall() == [(new,)]
