@@ -4,8 +4,9 @@ app on them."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import pytest
@@ -39,15 +40,17 @@ def admin_conninfo(infrastructure: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def seeded(database: str, infrastructure: dict[str, str]) -> Iterator[Seeded]:
+def seeded(database: str, infrastructure: dict[str, str], client: Callable[[str], Any],
+           make_token: Callable[..., str]) -> Iterator[Seeded]:
+    """A user with secrets in auth (written as the admin: the studio reads what is there);
+    posts, likes, a reply and a goal made through the services' own APIs, so the rows have
+    whatever shape the services give them today."""
     user, tag = new_id(), new_id()[:8]
-    found = Seeded(user=user, email=f"studio-{tag}@example.test", published=new_id(),
-                   draft=new_id(), likers=(new_id(), new_id(), new_id()), reply=new_id(),
-                   goal=new_id())
     password, access, refresh, id_token, session_hash, reset_hash = SECRETS
+    email = f"studio-{tag}@example.test"
     with psycopg.connect(admin_conninfo(infrastructure), autocommit=True) as conn:
         conn.execute("INSERT INTO auth.users (id, email, name, password) VALUES (%s, %s, %s, %s)",
-                     (user, found.email, f"Studio {tag}", password))
+                     (user, email, f"Studio {tag}", password))
         conn.execute("INSERT INTO auth.accounts (id, user_id, type, provider, "
                      "provider_account_id, access_token, refresh_token, id_token, token_type) "
                      "VALUES (%s, %s, 'oauth', 'github', %s, %s, %s, %s, 'bearer')",
@@ -57,26 +60,41 @@ def seeded(database: str, infrastructure: dict[str, str]) -> Iterator[Seeded]:
                      (new_id(), user, session_hash))
         conn.execute("INSERT INTO auth.password_resets (id, user_id, token, expires_at) "
                      "VALUES (%s, %s, %s, now() + interval '1 hour')", (new_id(), user, reset_hash))
-        conn.execute("INSERT INTO diary.posts (id, title, content, status, author_id, "
-                     "published_at) VALUES (%s, %s, 'what I learnt', 'PUBLISHED', %s, now())",
-                     (found.published, f"Published by studio {tag}", user))
-        conn.execute("INSERT INTO diary.posts (id, title, content, status, author_id) "
-                     "VALUES (%s, %s, 'not yet', 'DRAFT', %s)",
-                     (found.draft, f"Draft by studio {tag}", user))
-        for liker in found.likers:
-            conn.execute("INSERT INTO diary.likes (id, user_id, post_id) VALUES (%s, %s, %s)",
-                         (new_id(), liker, found.published))
-        conn.execute("INSERT INTO diary.replies (id, content, author_id, post_id) "
-                     "VALUES (%s, %s, %s, %s)",
-                     (found.reply, f"Reply from studio {tag}", found.likers[0], found.published))
-        conn.execute("INSERT INTO goals.goals (id, user_id, title, period, status, start_date, "
-                     "deadline) VALUES (%s, %s, %s, 'WEEKLY', 'ACTIVE', now(), now())",
-                     (found.goal, user, f"Studio goal {tag}"))
-    yield found
-    with psycopg.connect(admin_conninfo(infrastructure), autocommit=True) as conn:
-        conn.execute("DELETE FROM auth.users WHERE id = %s", (user,))  # cascades in auth
-        conn.execute("DELETE FROM diary.posts WHERE author_id = %s", (user,))  # and in diary
-        conn.execute("DELETE FROM goals.goals WHERE id = %s", (found.goal,))
+
+    def as_user(user_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_token(user_id)}"}
+
+    def ok(answer: Any) -> Any:
+        assert answer.status_code < 300, answer.get_data(as_text=True)
+        return answer.get_json(silent=True)
+
+    diary, likers = client("diary"), (new_id(), new_id(), new_id())
+    made: dict[str, str] = {}
+    try:
+        made["published"] = ok(diary.post("/diary/posts", headers=as_user(user), json={
+            "title": f"Published by studio {tag}", "content": "what I learnt"}))["id"]
+        ok(diary.post(f"/diary/posts/{made['published']}/publish", headers=as_user(user)))
+        made["draft"] = ok(diary.post("/diary/posts", headers=as_user(user), json={
+            "title": f"Draft by studio {tag}", "content": "not yet"}))["id"]
+        made["goal"] = ok(client("goals").post("/goals", headers=as_user(user), json={
+            "title": f"Studio goal {tag}", "period": "WEEKLY"}))["id"]
+        # Likes and replies in the seed's columns (the diary API for them is being written).
+        made["reply"] = new_id()
+        with psycopg.connect(admin_conninfo(infrastructure), autocommit=True) as conn:
+            for liker in likers:
+                conn.execute("INSERT INTO diary.likes (id, user_id, post_id) "
+                             "VALUES (%s, %s, %s)", (new_id(), liker, made["published"]))
+            conn.execute("INSERT INTO diary.replies (id, content, author_id, post_id) "
+                         "VALUES (%s, %s, %s, %s)", (made["reply"], f"Reply from studio {tag}",
+                                                     likers[0], made["published"]))
+        yield Seeded(user=user, email=email, published=made["published"], draft=made["draft"],
+                     likers=likers, reply=made["reply"], goal=made["goal"])
+    finally:
+        with psycopg.connect(admin_conninfo(infrastructure), autocommit=True) as conn:
+            conn.execute("DELETE FROM auth.users WHERE id = %s", (user,))  # cascades in auth
+            conn.execute("DELETE FROM diary.posts WHERE id = ANY(%s)",  # and in diary
+                         ([made.get("published"), made.get("draft")],))
+            conn.execute("DELETE FROM goals.goals WHERE id = %s", (made.get("goal"),))
 
 
 def settings(**changes: object) -> StudioSettings:

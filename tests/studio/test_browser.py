@@ -88,7 +88,7 @@ def test_sign_in_filter_posts_by_status_and_see_a_posts_likes(
             page.click("a.filter:text-is('Status')")
             page.locator("table.filters select.filter-val").last.select_option("DRAFT", force=True)
             page.click("button:has-text('Apply')")
-            expect(page).to_have_url(f"{studio_url}/diary/posts/?flt1_status_equals=DRAFT")
+            expect(page).to_have_url(re.compile(r"/diary/posts/\?flt\d+_status_equals=DRAFT$"))
             listed = page.locator("table.model-list")
             expect(listed).to_contain_text(seeded.draft)
             expect(listed).not_to_contain_text(seeded.published)
