@@ -113,3 +113,18 @@ def test_sign_in_filter_posts_by_status_and_see_a_posts_likes(
     assert stats["width"] == 1280 and stats["height"] >= 600
     assert stats["colours"] > 20, stats
     assert 0.01 < stats["inked"] < 0.9, stats
+
+
+def test_make_stop_stops_the_studio_by_its_pid_file(database: str, tmp_path: Path) -> None:
+    from deploy.local import main
+
+    port = free_port()
+    environ = {**os.environ, "STUDIO_PORT": str(port), "PYTHONPATH": str(ROOT)}
+    system = LocalSystem(ROOT, environ=environ, var=tmp_path / "var")
+    assert start(system, StudioSettings("127.0.0.1", port, "", False, "unused")) == 0
+    pid = system.live_pid("studio")
+    assert pid is not None
+    assert main(["stop"], environ=environ, var=tmp_path / "var") == 0  # what `make stop` runs
+    assert system.spawned["studio"].wait(timeout=10) is not None  # reaped: it had exited
+    assert not running(pid)
+    assert not (tmp_path / "var" / "run" / "studio.pid").exists()
