@@ -23,6 +23,7 @@ import logging
 import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import psycopg
 from alembic import command
@@ -44,6 +45,14 @@ def alembic_config(service: str, url: str | None = None) -> Config:
     config = Config(str(REPO_ROOT / "services" / service / "alembic.ini"))
     config.set_main_option("script_location", str(REPO_ROOT / "services" / service / "migrations"))
     config.set_main_option("sqlalchemy.url", (url or database_url(service)).replace("%", "%%"))
+    ruff = Path(sys.executable).parent / "ruff"
+    if ruff.exists():  # a new revision comes out as `make lint` wants it (imports, X | Y)
+        config.set_section_option("post_write_hooks", "hooks", "ruff")
+        config.set_section_option("post_write_hooks", "ruff.type", "exec")
+        config.set_section_option("post_write_hooks", "ruff.executable", str(ruff))
+        config.set_section_option("post_write_hooks", "ruff.options",
+                                  f"check --fix --quiet --config {REPO_ROOT / 'pyproject.toml'} "
+                                  "REVISION_SCRIPT_FILENAME")
     return config
 
 

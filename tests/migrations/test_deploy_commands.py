@@ -150,7 +150,11 @@ def test_a_new_migration_is_named_in_snake_case_shown_as_sql_and_applied(
     assert migrate.new_migration("goals", "add_goal_notes") == 0
     out = capsys.readouterr().out
     new = f"{int(head) + 1:04d}"
-    assert (copy / "versions" / f"{new}_add_goal_notes.py").exists()
+    written = copy / "versions" / f"{new}_add_goal_notes.py"
+    lint = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--config",
+                           str(ROOT / "pyproject.toml"), str(written)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout  # ready for `make lint` as written
     assert "the SQL it runs" in out and "SET lock_timeout" in out
     assert f"UPDATE goals.alembic_version SET version_num='{new}'" in out
     with psycopg.connect(make_conninfo(os.environ["DATABASE_ADMIN_URL"], dbname=scratch)) as c:
