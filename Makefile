@@ -32,7 +32,7 @@ help: ## list the targets
 install: ## .venv with the project and test extras, nginx and chromium (apt) if missing (npm install)
 	@$(LOCAL) install
 
-reinstall: ## troubleshooting: remove .venv and build it again from scratch
+reinstall: ## troubleshooting: stop what runs from .venv, remove it, build it again from scratch
 	@$(LOCAL) stop
 	rm -rf $(VENV)
 	@$(LOCAL) install
