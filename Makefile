@@ -18,7 +18,8 @@ CONFIRM ?=
 LINTED  := shared services studio tests deploy bench
 
 .PHONY: help install reinstall run stop restart status logs bootstrap migrate check migration \
-        reset studio studio-stop test test-unit bench lint dlq replay-dlq nginx-compose clean
+        reset studio studio-stop test test-unit bench lint dlq replay-dlq nginx-compose k8s \
+        k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,12 +88,23 @@ test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (
 bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
 	$(PY) -m bench $(ARGS)
 
-lint: install ## ruff + mypy, squawk over every migration's SQL, shell syntax, gateway config current
+lint: install ## ruff + mypy, squawk over migrations' SQL, shell syntax, generated files, lock, k8s
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/mypy $(LINTED)
 	$(PY) -m shared.migration_lint
 	bash -n .ci/run
 	$(PY) deploy/render_nginx.py compose --check
+	$(PY) deploy/lock.py --check
+	$(PY) deploy/k8s/validate.py
+
+k8s: install ## validate deploy/k8s (every overlay, strict, Kubernetes 1.34) and docker-compose.yml
+	$(PY) deploy/k8s/validate.py
+
+k8s-render: ## regenerate deploy/k8s/components/ from deploy/k8s/templates/
+	python3 deploy/k8s/render.py
+
+lock: install ## recompile requirements.lock (the images' exact packages) from pyproject.toml
+	$(PY) deploy/lock.py
 
 dlq: install ## list SERVICE's dead-lettered events
 	@test -n "$(SERVICE)" || { echo "usage: make dlq SERVICE=<$(SERVICES)>" >&2; exit 2; }
@@ -109,3 +121,14 @@ clean: ## stop everything, remove var/ (logs, pids, keys, mail) and tool caches
 	@$(LOCAL) stop
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	@echo "left: .venv, the database $${DATABASE_NAME:-growth_diary} with its roles, and the" \
+	      "queues of namespace $${EVENT_NAMESPACE:-growth} (make purge removes those)"
+
+purge: ## clean, then drop this copy's database, its roles and its queues (CONFIRM=1 to skip the question)
+	@if [ "$(CONFIRM)" != 1 ]; then \
+		read -r -p "drop database $${DATABASE_NAME:-growth_diary}, its roles and its queues? [y/N] " answer; \
+		case "$$answer" in y|Y|yes) ;; *) echo "nothing dropped"; exit 1;; esac; \
+	fi
+	@$(MAKE) --no-print-directory clean
+	@$(PY) -m shared.bootstrap --purge
+	@$(PY) -m shared.bus purge

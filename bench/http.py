@@ -33,7 +33,8 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "growth_diary_bench_http"
+# BENCH_DATABASE_NAME names it (a suffix is added): dropped and made anew at start.
+DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench") + "_http"
 NAMESPACE = f"benchhttp{os.getpid()}"
 SERVICES = ("auth", "goals")
 GOALS = 20

@@ -26,7 +26,8 @@ from sqlalchemy.engine import make_url
 from bench.amqp_floor import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "growth_diary_bench"
+# BENCH_DATABASE_NAME names it: dropped and made anew at start, so never point it at data.
+DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench")
 NAMESPACE = f"bench{os.getpid()}"
 
 

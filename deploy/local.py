@@ -2,7 +2,9 @@
 
     python3 -m deploy install            .venv + editable install with the test extras
                                          (skipped when up to date)
-    python3 -m deploy run [SVC...]       all: bootstrap the database, keys, migrate, start what
+    python3 -m deploy run [SVC...]       all: PostgreSQL and RabbitMQ (installed and started
+                                         if meant to be local and silent: deploy/backing.py),
+                                         bootstrap the database, keys, migrate, start what
                                          is not running, the gateway, wait until ready.
                                          SVC: deploy that service alone (migrate, then start it,
                                          or roll it if it is running).
@@ -10,9 +12,11 @@
                                          old one, which is stopped once the new one is ready;
                                          worker: TERM and start again); default: every service
     python3 -m deploy stop [SVC...]      graceful stop (TERM, STOP_TIMEOUT s, then KILL);
-                                         all: the gateway and the studio too
+                                         all: the gateway and the studio too, and PostgreSQL
+                                         and RabbitMQ if `run` started them
     python3 -m deploy stop-studio        stop the data browser (`make studio`) alone
-    python3 -m deploy status             what runs where; exit 3 if anything is down
+    python3 -m deploy status             what runs where, workers' health and backlog; exit 3
+                                         if anything is down
     python3 -m deploy logs [SVC]         follow the logs
 
 Everything lives under var/: run/*.pid, log/*.log, nginx/ (rendered gateway config),
@@ -23,7 +27,7 @@ pid still runs the command we started (a pid can be reused after a crash).
 
 Standard library only: `install` runs before .venv exists. Environment (also read from .env,
 which never overrides the real environment; what results is what every process started here
-gets): GATEWAY_PORT, <SVC>_PORT, WEB_CONCURRENCY, AUTH_KEYS_DIR, MAIL_DIR,
+gets): GATEWAY_PORT, <SVC>_PORT, <SVC>_WORKER_PORT, WEB_CONCURRENCY, AUTH_KEYS_DIR, MAIL_DIR,
 READY_TIMEOUT (60), STOP_TIMEOUT (30), NGINX (path to the binary). Linux only (/proc).
 """
 
@@ -50,7 +54,8 @@ from pathlib import Path
 from typing import TextIO
 
 from deploy import render_nginx
-from shared.services import GATEWAY_PORT, SERVICES, port_of
+from deploy.backing import BackingError, BackingServices
+from shared.services import GATEWAY_PORT, SERVICES, port_of, worker_port_of
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 20
@@ -208,6 +213,22 @@ def http_status(url: str, timeout: float = 2.0) -> str:
         return "000"
 
 
+def http_json(url: str, timeout: float = 2.0) -> tuple[str, dict[str, object]]:
+    """The status `url` answers with ("000": nothing answers) and its JSON body ({} if none)."""
+    try:
+        with _NO_PROXY.open(url, timeout=timeout) as response:
+            status, raw = str(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = str(exc.code), exc.read()
+    except (OSError, http.client.HTTPException):
+        return "000", {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return status, {}
+    return status, body if isinstance(body, dict) else {}
+
+
 def tail(path: Path, lines: int = LOG_TAIL_LINES, since: int = 0) -> str:
     """The last `lines` lines of `path`, of what was written past byte `since`."""
     try:
@@ -280,6 +301,9 @@ class LocalSystem:
 
     def port(self, svc: str) -> int:
         return port_of(svc, self.env)
+
+    def worker_port(self, svc: str) -> int:
+        return worker_port_of(svc, self.env)
 
     # --- pid files -------------------------------------------------------------------------
 
@@ -405,6 +429,8 @@ class LocalSystem:
     def check_ports(self, services: Sequence[str], *, gateway: bool) -> None:
         """Before doing anything: every port we are about to listen on is ours or free."""
         wanted = {f"{svc.upper()}_PORT": self.port(svc) for svc in services}
+        wanted |= {f"{svc.upper()}_WORKER_PORT": self.worker_port(svc) for svc in services
+                   if self.worker_port(svc)}
         if gateway:
             wanted["GATEWAY_PORT"] = self.gateway_port
         by_port: dict[int, list[str]] = {}
@@ -416,6 +442,9 @@ class LocalSystem:
         for svc in services:
             if self.live_pid(f"{svc}-web") is None:
                 self.claim_port(f"{svc}-web", self.port(svc), f"{svc.upper()}_PORT")
+            if self.live_pid(f"{svc}-worker") is None and self.worker_port(svc):
+                self.claim_port(f"{svc}-worker", self.worker_port(svc),
+                                f"{svc.upper()}_WORKER_PORT")
         if gateway and self.live_pid("nginx") is None:
             self.claim_port("gateway", self.gateway_port, "GATEWAY_PORT")
 
@@ -660,7 +689,11 @@ class LocalSystem:
             return
         # The worker keeps its metrics in-process: the multiprocess dir belongs to gunicorn.
         env = {k: v for k, v in self.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        pid = self.spawn(name, [str(self.python), "-m", f"services.{svc}.worker"],
+        # Under deploy/supervise.py, which starts it again if it dies; run by its path, as
+        # it needs nothing but the standard library.
+        supervisor = [str(self.python), str(self.root / "deploy" / "supervise.py"),
+                      "--name", name, "--"]
+        pid = self.spawn(name, [*supervisor, str(self.python), "-m", f"services.{svc}.worker"],
                          {**env, "SERVICE": svc})
         self.say(f"{name}: started (pid {pid})")
 
@@ -765,11 +798,15 @@ class LocalSystem:
                 base = (f"http://127.0.0.1:{self.gateway_port}" if gateway
                         else f"http://127.0.0.1:{self.port(svc)}")
                 last[svc] = http_status(f"{base}/{svc}/readyz")
+                worker = self.worker_port(svc)
+                if worker and last[svc] == "200":  # and the worker is up (alive) too
+                    code = http_status(f"http://127.0.0.1:{worker}/healthz")
+                    last[svc] = "200" if code == "200" else f"200, worker healthz {code}"
                 if last[svc] == "200":
                     pending.remove(svc)
             for svc in services:
                 for name in (f"{svc}-web", f"{svc}-worker"):
-                    if self.live_pid(name) is None:
+                    if self.live_pid(name) is None or self.restarted(name):
                         self.show_failure(svc, "exited")
                         raise DeployError(f"{name} exited during start-up")
             if not pending:
@@ -779,6 +816,18 @@ class LocalSystem:
                     self.show_failure(svc, f"readyz answered '{last[svc]}'")
                 raise DeployError(f"not ready after {self.ready_timeout:g}s: {' '.join(pending)}")
             time.sleep(0.5)
+
+    def restarted(self, name: str) -> bool:
+        """Did the supervisor (deploy/supervise.py) restart `name` since it was started?"""
+        if not name.endswith("-worker"):
+            return False
+        try:
+            with self.log_file(name).open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))  # start-up is recent
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return '"message": "exited, restarting"' in text[text.rfind("\n=== "):]
 
     def show_failure(self, svc: str, why: str) -> None:
         direct = f"http://127.0.0.1:{self.port(svc)}/{svc}/readyz"
@@ -805,6 +854,9 @@ class LocalSystem:
                      f"{logs}/{svc}-{{web,worker}}.log")
         self.say(f"  {'metrics':<9} http://127.0.0.1:<port>/metrics "
                  "(direct only, not via the gateway)")
+        workers = ", ".join(f"{svc} {self.worker_port(svc)}" for svc in SERVICES)
+        self.say(f"  {'workers':<9} health on http://127.0.0.1:<port>/{{healthz,readyz,metrics}}"
+                 f" ({workers})")
         self.say(f"  {'mail':<9} {self.shown(self.mail_dir)}/   (outgoing mail is written here)")
         self.say(f"  {'keys':<9} {self.shown(self.keys_dir)}/")
         self.say(f"  {'stop':<9} make stop   (status: make status, logs: make logs)")
@@ -833,6 +885,10 @@ class LocalSystem:
             path.mkdir(parents=True, exist_ok=True)
         self.install()
         self.ensure_nginx()
+        try:
+            self.backing().ensure()
+        except BackingError as exc:
+            raise DeployError(str(exc)) from None
         self.say("database: bootstrap")
         self._run([str(self.python), "-m", "shared.bootstrap"], "database bootstrap")
 
@@ -901,10 +957,18 @@ class LocalSystem:
         self.say(f"restarted: {' '.join(services)}")
         return 0
 
+    def backing(self) -> BackingServices:
+        return BackingServices(self.env, self.run_dir, self.say)
+
     def stop_all(self, targets: Sequence[str]) -> int:
         names = [] if targets else ["nginx", "studio"]
         names += [f"{svc}-{role}" for svc in targets or SERVICES for role in ("web", "worker")]
         self.stop(names)
+        if not targets:
+            try:
+                self.backing().stop()
+            except BackingError as exc:
+                raise DeployError(str(exc)) from None
         self.say("stopped")
         return 0
 
@@ -934,8 +998,26 @@ class LocalSystem:
                     self.say(f"{name:<16} running  pid {pid:<8} {direct}  readyz {code}")
                     down = down or code != "200"
                 else:
-                    self.say(f"{name:<16} running  pid {pid}")
+                    health = f"http://127.0.0.1:{self.worker_port(svc)}"
+                    code, body = http_json(f"{health}/readyz")
+                    self.say(f"{name:<16} running  pid {pid:<8} {health}  readyz {code}"
+                             f"{self.worker_summary(body)}")
+                    down = down or code != "200"
         return 3 if down else 0
+
+    @staticmethod
+    def worker_summary(ready: Mapping[str, object]) -> str:
+        """What a worker's readyz body says, in a few words: backlog, stalls, outages."""
+        parts = []
+        backlog = ready.get("backlog")
+        if isinstance(backlog, dict):
+            parts += [f"{k.replace('_', ' ')} {v:g}" for k, v in backlog.items()
+                      if isinstance(v, int | float)]
+        for key in ("stalled", "not_connected"):
+            value = ready.get(key)
+            if value:
+                parts.append(f"{key.replace('_', ' ')}: {value}")
+        return f"  ({'; '.join(parts)})" if parts else ""
 
     def logs(self, targets: Sequence[str]) -> int:
         ours = [self.log_file(f"{svc}-{role}") for svc in targets or SERVICES

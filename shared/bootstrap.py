@@ -5,16 +5,25 @@
 What it guarantees (idempotent, safe to run on every deploy):
 
 - the database exists (``--drop`` drops it first, ``WITH (FORCE)``);
-- for every service ``svc``: a LOGIN role ``svc_svc`` (password from ``<SVC>_DB_PASSWORD``,
-  re-applied on every run so a rotated secret takes effect), a schema ``svc`` owned by that
-  role, and ``search_path = svc`` for that role in that database;
+- for every service ``svc``: a LOGIN role of this database's own (``svc_svc`` in the default
+  database ``growth_diary``, ``<database>_svc`` in any other, or ``<SVC>_DB_USER``; see
+  ``shared.config.role_name``), its password from ``<SVC>_DB_PASSWORD`` (re-applied on every
+  run so a rotated secret takes effect), a schema ``svc`` owned by that role, and
+  ``search_path = svc`` for that role in that database;
 - nobody but the owner can use a service schema, and ``public`` is closed to everyone, so a
   role can reach only its own schema (``goals_svc`` reading ``auth.user`` is a permission error).
-  That is what lets each schema later move to its own cluster by changing one URL;
-- one more LOGIN role, ``studio_ro`` (password ``STUDIO_DB_PASSWORD``), for the data browser
-  (``make studio``): it may only read (``SELECT`` on every table of the service schemas, now
-  and, through default privileges, those migrations create later) and its transactions are
-  read-only by default too.
+  That is what lets each schema later move to its own cluster by changing one URL.
+- one more LOGIN role of this database's, for the data browser (``make studio``): ``studio_ro``
+  in ``growth_diary``, ``<database>_studio`` in any other (or ``STUDIO_DB_USER``; password
+  ``STUDIO_DB_PASSWORD``, default its name). It may only read: ``SELECT`` on every table of
+  the service schemas, now and, through default privileges, those migrations create later;
+  its transactions are read-only by default too;
+- only this database's roles may connect to it, and they to no other copy's database: two
+  copies on one cluster (two checkouts, the tests, a benchmark) stay apart.
+
+    python -m shared.bootstrap --purge
+
+drops the database and this copy's roles (what ``make purge`` runs, with the bus queues).
 
 It runs as the admin (``DATABASE_ADMIN_URL``, a superuser or a role with CREATEDB and
 CREATEROLE). Services and their migrations never do: they connect as their own role.
@@ -32,32 +41,28 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 
-from shared.config import SERVICES, env, load_env_file
+from shared.config import DEFAULT_DATABASE, SERVICES, env, load_env_file, role_name
+from shared.config import role_password as default_password
 
 log = logging.getLogger("shared.bootstrap")
 
 Conn = psycopg.Connection[TupleRow]
 
 DEFAULT_ADMIN_URL = "postgresql://postgres@localhost:5432/postgres"
-DEFAULT_DATABASE = "growth_diary"
 # Serialises concurrent bootstraps (parallel test sessions, several deploy jobs): roles are
 # cluster-wide, and CREATE ROLE / CREATE DATABASE race otherwise.
 _ADVISORY_LOCK_KEY = 0x6772_6F77  # "grow"
 
 
-STUDIO_ROLE = "studio_ro"
+def studio_role(database: str | None = None) -> str:
+    """The studio's read-only role in `database`, named like the services' (role_name)."""
+    database = database or env("DATABASE_NAME", DEFAULT_DATABASE)
+    default = "studio_ro" if database == DEFAULT_DATABASE else f"{database}_studio"
+    return env("STUDIO_DB_USER", default)
 
 
-def studio_password() -> str:
-    return env("STUDIO_DB_PASSWORD", STUDIO_ROLE)
-
-
-def role_name(service: str) -> str:
-    return f"{service}_svc"
-
-
-def default_password(service: str) -> str:
-    return env(f"{service.upper()}_DB_PASSWORD", role_name(service))
+def studio_password(database: str | None = None) -> str:
+    return env("STUDIO_DB_PASSWORD", studio_role(database))
 
 
 def _libpq_url(url: str) -> str:
@@ -115,7 +120,7 @@ def _ensure_role(conn: Conn, role: str, password: str) -> None:
 
 
 def _ensure_schema(conn: Conn, database: str, service: str, roles: Iterable[str]) -> None:
-    role = role_name(service)
+    role = role_name(service, database)
     schema = sql.Identifier(service)
     rid = sql.Identifier(role)
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}").format(schema, rid))
@@ -136,12 +141,13 @@ def _ensure_schema(conn: Conn, database: str, service: str, roles: Iterable[str]
     )
 
 
-def _ensure_reader(conn: Conn, services: Iterable[str]) -> None:
+def _ensure_reader(conn: Conn, database: str, services: Iterable[str]) -> None:
     """The studio's role: SELECT on every service schema's tables, nothing else."""
-    reader = sql.Identifier(STUDIO_ROLE)
+    reader = sql.Identifier(studio_role(database))
     conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(reader))
     for service in services:
-        schema, owner = sql.Identifier(service), sql.Identifier(role_name(service))
+        schema = sql.Identifier(service)
+        owner = sql.Identifier(role_name(service, database))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, reader))
         conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
             schema, reader))
@@ -161,11 +167,11 @@ def bootstrap(
     """Create (or bring up to date) the database, the service roles and their schemas.
 
     ``passwords`` maps service name to its role's password; missing entries come from
-    ``<SVC>_DB_PASSWORD`` (default ``<svc>_svc``).
+    ``<SVC>_DB_PASSWORD`` (default: the role's name).
     """
     services = tuple(services)
-    roles = [role_name(s) for s in services]
-    pw = {s: (passwords or {}).get(s) or default_password(s) for s in services}
+    roles = [role_name(s, database) for s in services]
+    pw = {s: (passwords or {}).get(s) or default_password(s, database) for s in services}
     dbident = sql.Identifier(database)
 
     with _connect(_libpq_url(admin_url)) as admin:
@@ -173,8 +179,8 @@ def bootstrap(
         try:
             _ensure_database(admin, database, drop=drop)
             for service in services:
-                _ensure_role(admin, role_name(service), pw[service])
-            _ensure_role(admin, STUDIO_ROLE, studio_password())
+                _ensure_role(admin, role_name(service, database), pw[service])
+            _ensure_role(admin, studio_role(database), studio_password(database))
 
             with _connect(_database_conninfo(admin_url, database)) as db:
                 # Database level: only the service roles (and the admin) may connect.
@@ -186,7 +192,7 @@ def bootstrap(
                         )
                     )
                 db.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    dbident, sql.Identifier(STUDIO_ROLE)))
+                    dbident, sql.Identifier(studio_role(database))))
                 # The public schema is nobody's: no stray tables land there by accident.
                 db.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 if roles:
@@ -197,7 +203,7 @@ def bootstrap(
                     )
                 for service in services:
                     _ensure_schema(db, database, service, roles)
-                _ensure_reader(db, services)
+                _ensure_reader(db, database, services)
         finally:
             if not admin.broken:
                 admin.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
@@ -210,6 +216,33 @@ def drop_database(admin_url: str, database: str) -> None:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
+
+
+def purge(admin_url: str, database: str, services: Iterable[str] = SERVICES) -> list[str]:
+    """Drop the database and this copy's roles; returns what was dropped. A role that still
+    owns something elsewhere (it was shared with another database by hand) is kept, and
+    said so, rather than taking the other copy's objects with it."""
+    dropped = []
+    with _connect(_libpq_url(admin_url)) as admin:
+        admin.execute("SELECT pg_advisory_lock(%s)", (_ADVISORY_LOCK_KEY,))
+        try:
+            if _database_exists(admin, database):
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)")
+                              .format(sql.Identifier(database)))
+                dropped.append(f"database {database}")
+            for role in [*(role_name(s, database) for s in services), studio_role(database)]:
+                if not _role_exists(admin, role):
+                    continue
+                try:
+                    admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+                    dropped.append(f"role {role}")
+                except psycopg.errors.DependentObjectsStillExist:
+                    log.warning("role %s kept: it still owns objects in another database",
+                                role)
+        finally:
+            if not admin.broken:
+                admin.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
+    return dropped
 
 
 def _redacted(url: str) -> str:
@@ -232,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         "--drop", action="store_true", help="drop the database first (destroys all data)"
     )
     parser.add_argument(
+        "--purge", action="store_true",
+        help="drop the database and this copy's roles instead (destroys all data)",
+    )
+    parser.add_argument(
         "--admin-url",
         default=env("DATABASE_ADMIN_URL", DEFAULT_ADMIN_URL),
         help="admin connection URL (default: $DATABASE_ADMIN_URL)",
@@ -245,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="bootstrap: %(message)s")
     try:
+        if args.purge:
+            gone = purge(args.admin_url, args.database, args.service or SERVICES)
+            print(f"bootstrap: dropped {', '.join(gone) or 'nothing (none existed)'}")
+            return 0
         bootstrap(
             args.admin_url,
             args.database,

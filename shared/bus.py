@@ -225,3 +225,25 @@ def drain_ready(connection: Connection, *, wait: float, max_more: int) -> None:
             connection.drain_events(timeout=0)  # non-blocking: only what already arrived
         except TimeoutError:
             return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m shared.bus purge`: delete this copy's exchanges and queues (its namespace,
+    EVENT_NAMESPACE), messages and dead letters included. What `make purge` runs."""
+    import argparse
+
+    from shared.config import SERVICES, Settings, load_env_file
+
+    load_env_file()
+    parser = argparse.ArgumentParser(prog="python -m shared.bus")
+    parser.add_argument("command", choices=["purge"])
+    parser.parse_args(argv)
+    settings = Settings.from_env("goals")
+    delete_namespace(settings.amqp_url, Names(settings.namespace), SERVICES,
+                     settings.retry_delays_ms)
+    print(f"bus: deleted the exchanges and queues of namespace {settings.namespace}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
-from shared.services import SERVICES, port_of
+from shared.services import SERVICES, port_of, worker_port_of
 
-__all__ = ["SERVICES", "Settings", "env", "env_int", "database_url", "load_env_file"]
+__all__ = ["SERVICES", "Settings", "env", "env_int", "database_url", "load_env_file",
+           "role_name", "role_password"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,14 +36,33 @@ def env_int(name: str, default: int) -> int:
     return int(env(name, str(default)))
 
 
-def database_url(service: str) -> str:
-    """A service's own URL: its own login role, its own schema (search_path is set on the role)."""
-    name = env("DATABASE_NAME", "growth_diary")
+DEFAULT_DATABASE = "growth_diary"
+
+
+def role_name(service: str, database: str | None = None) -> str:
+    """A service's login role in `database` (default: DATABASE_NAME): <SVC>_DB_USER, else
+    `<svc>_svc` in the default database and `<database>_<svc>` in any other. Roles are
+    cluster-wide, so two copies on one cluster (two checkouts, the test suite, a benchmark)
+    each get their own and never reset or reach each other's."""
+    database = database or env("DATABASE_NAME", DEFAULT_DATABASE)
+    default = f"{service}_svc" if database == DEFAULT_DATABASE else f"{database}_{service}"
+    return env(f"{service.upper()}_DB_USER", default)
+
+
+def role_password(service: str, database: str | None = None) -> str:
+    """<SVC>_DB_PASSWORD, else the role's name (fine on a developer machine only)."""
+    return env(f"{service.upper()}_DB_PASSWORD", role_name(service, database))
+
+
+def database_url(service: str, database: str | None = None) -> str:
+    """A service's own URL: its own login role, its own schema (search_path is set on the
+    role), in `database` (default: DATABASE_NAME)."""
+    name = database or env("DATABASE_NAME", DEFAULT_DATABASE)
     host = env("DATABASE_HOST", "localhost")
     port = env("DATABASE_PORT", "5432")
-    password = env(f"{service.upper()}_DB_PASSWORD", f"{service}_svc")
-    default = f"postgresql+psycopg://{service}_svc:{password}@{host}:{port}/{name}"
-    return env(f"{service.upper()}_DATABASE_URL", default)
+    role, password = role_name(service, name), role_password(service, name)
+    default = f"postgresql+psycopg://{role}:{password}@{host}:{port}/{name}"
+    return default if database else env(f"{service.upper()}_DATABASE_URL", default)
 
 
 @dataclass(frozen=True)
@@ -62,6 +82,9 @@ class Settings:
     retry_delays_ms: tuple[int, ...]
     outbox_retention_s: int
     tombstone_horizon_s: int
+    worker_host: str
+    worker_port: int
+    worker_stall_s: float
 
     @classmethod
     def from_env(cls, service: str, **overrides: object) -> Settings:
@@ -84,6 +107,11 @@ class Settings:
             # Tokens issued within it are checked against the in-memory tombstones; older
             # ones against the table (see shared.tombstones). Longer than a token's life.
             tombstone_horizon_s=env_int("TOMBSTONE_HORIZON_SECONDS", 3600),
+            # The worker's health server (shared.health): where, and how long a loop may go
+            # without a turn before the worker counts as hung.
+            worker_host=env("WORKER_HOST", "127.0.0.1"),
+            worker_port=worker_port_of(service) if service in SERVICES else 0,
+            worker_stall_s=float(env("WORKER_STALL_SECONDS", "15")),
         )
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,10 +27,11 @@ from kombu.message import Message
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from shared import bus, logs
+from shared import bus, health, logs
 from shared.config import Settings
 from shared.db import Database, UnitOfWork, is_database_outage
 from shared.events import Event, InvalidEvent, parse_event
+from shared.health import Pulse
 from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class Delivery:
     permanent: bool = False
     attempts: int = 0
     effects: list[Any] = field(default_factory=list)
+    outcome: str = "applied"  # or, once settled after a failure: retried, dead_lettered
 
 
 class EventConsumer:
@@ -88,8 +91,10 @@ class EventConsumer:
         handlers: Handlers,
         *,
         name: str | None = None,
+        pulse: Pulse | None = None,
     ) -> None:
         self.settings = settings
+        self.pulse = pulse or Pulse("consumer")
         self.db = db
         self.handlers = handlers
         self.name = name or settings.service
@@ -229,11 +234,13 @@ class EventConsumer:
                                 "routing_key", "")})
             delays = self.settings.retry_delays_ms
             if d.permanent or attempts >= self.settings.max_attempts or not delays:
+                d.outcome = "dead_lettered"
                 exchange, key = self.names.dead, self.settings.service
                 log.error("event dead-lettered", extra={
                     "message_id": d.message.properties.get("message_id"),
                     "attempts": attempts, "error": d.error})
             else:
+                d.outcome = "retried"
                 delay = delays[min(attempts - 1, len(delays) - 1)]
                 exchange = self.names.retry
                 key = self.names.retry_queue(self.settings.service, delay)
@@ -244,6 +251,11 @@ class EventConsumer:
         publisher.publish(outgoing)
         for d in deliveries:
             d.message.ack()
+        for d in deliveries:
+            type_ = d.event.type if d.event else "malformed"
+            if d.error is not None:
+                health.EVENTS.labels(type_, "failed").inc()
+            health.EVENTS.labels(type_, d.outcome).inc()
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -278,15 +290,19 @@ class EventConsumer:
                                     no_ack=False, accept=None)
                 with consumer:
                     backoff.reset()
+                    self.pulse.up()
                     log.info("consuming", extra={"queue": queues[0].name})
                     while not stop.is_set():
+                        self.pulse.beat()
                         bus.drain_ready(connection, wait=1.0,
                                         max_more=self.settings.consumer_prefetch)
                         connection.heartbeat_check()
                         if self._batch:
                             batch, self._batch = self._batch, []
+                            started = time.perf_counter()
                             self._apply_until_done(batch, stop)
                             self.settle(batch, publisher)
+                            health.CONSUMER_BATCH.observe(time.perf_counter() - started)
             finally:
                 with contextlib.suppress(Exception):
                     connection.release()
@@ -294,17 +310,19 @@ class EventConsumer:
         def forget_batch() -> None:
             self._batch = []  # unacked: the broker redelivers them
 
-        keep_running(session, stop, what="consumer", on_failure=forget_batch)
+        keep_running(session, stop, what="consumer", on_failure=forget_batch, pulse=self.pulse)
 
     def _apply_until_done(self, batch: list[Delivery], stop: threading.Event) -> None:
         backoff = Backoff(initial=0.5, ceiling=5.0)
         while True:
             try:
                 self.apply(batch)
+                self.pulse.up()
                 return
             except Exception as exc:
                 if not is_database_outage(exc) or stop.is_set():
                     raise
                 log.warning("database unavailable, holding batch", extra={
                     "size": len(batch), "retry_in_s": backoff.delay})
+                self.pulse.down("database unavailable, holding a batch")
                 backoff.wait(stop)

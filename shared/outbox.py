@@ -17,21 +17,24 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, select
 
-from shared import bus
+from shared import bus, health
 from shared.config import Settings
 from shared.db import Database
+from shared.health import Pulse
 from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
 
 
 class OutboxRelay:
-    def __init__(self, settings: Settings, db: Database, *, catch_up_s: float = 5.0) -> None:
+    def __init__(self, settings: Settings, db: Database, *, catch_up_s: float = 5.0,
+                 pulse: Pulse | None = None) -> None:
         self.settings = settings
         self.db = db
         self.catch_up_s = catch_up_s
+        self.pulse = pulse or Pulse("outbox-relay")
         self.publisher = bus.ConfirmingPublisher(
             bus.connect(settings.amqp_url), names=bus.Names(settings.namespace)
         )
@@ -61,6 +64,7 @@ class OutboxRelay:
             if not rows:
                 conn.commit()
                 return 0
+            started = time.perf_counter()
             self.publisher.publish([
                 bus.Outgoing(
                     exchange=self.publisher.names.events,
@@ -71,6 +75,7 @@ class OutboxRelay:
                 )
                 for _seq, event_id, type_, body in rows
             ])
+            health.RELAY_PUBLISH.observe(time.perf_counter() - started)
             conn.commit()
         except BaseException:
             driver: Any = conn.driver_connection
@@ -82,7 +87,19 @@ class OutboxRelay:
         finally:
             conn.close()  # back to the pool (or discarded, if invalidated)
         self.sent_total += len(rows)
+        health.RELAY_BATCHES.inc()
+        health.RELAY_EVENTS.inc(len(rows))
         return len(rows)
+
+    def backlog(self) -> dict[str, float]:
+        """Rows not yet published, and how long the oldest has waited (0 when none)."""
+        outbox = self.db.outbox
+        with self.db.engine.connect() as conn:
+            pending, oldest = conn.execute(
+                select(func.count(), func.coalesce(
+                    func.extract("epoch", func.now() - func.min(outbox.c.created_at)), 0))
+                .where(outbox.c.sent_at.is_(None))).one()
+        return {"outbox_pending": float(pending), "outbox_oldest_age_seconds": float(oldest)}
 
     def drain(self) -> int:
         """Send everything pending now, batch after batch."""
@@ -108,15 +125,17 @@ class OutboxRelay:
             with self.db.listen(self.db.notify_channel) as listener:
                 self.drain()  # catch up on whatever was committed while we were away
                 backoff.reset()
+                self.pulse.up()
                 last_drain = time.monotonic()
                 while not stop.is_set():
+                    self.pulse.beat()
                     woke = any(True for _ in listener.notifies(timeout=1.0, stop_after=1))
                     if woke or time.monotonic() - last_drain >= self.catch_up_s:
                         self.drain()
                         last_drain = time.monotonic()
                     self._maybe_prune()
 
-        keep_running(session, stop, what="outbox relay")
+        keep_running(session, stop, what="outbox relay", pulse=self.pulse)
         self.publisher.reset()
 
     def _maybe_prune(self) -> None:

@@ -7,6 +7,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+from shared.health import Pulse
+
 log = logging.getLogger(__name__)
 
 
@@ -34,10 +36,13 @@ def keep_running(
     initial: float = 0.5,
     ceiling: float = 10.0,
     on_failure: Callable[[], None] | None = None,
+    pulse: Pulse | None = None,
 ) -> None:
     """Run `session` until `stop` is set; when it raises, log one warning (no traceback:
     an outage is not a bug) and run it again after a backoff. `session` resets the backoff
-    once it is connected, so a long healthy run starts over from a short delay."""
+    once it is connected, so a long healthy run starts over from a short delay. `pulse`, the
+    loop's health (shared.health), is marked down while backing off; the session marks it
+    up once connected and beats it on every turn."""
     backoff = Backoff(initial=initial, ceiling=ceiling)
     while not stop.is_set():
         try:
@@ -45,6 +50,8 @@ def keep_running(
         except Exception as exc:  # noqa: BLE001 - any outage: back off and reconnect
             if on_failure is not None:
                 on_failure()
+            if pulse is not None:
+                pulse.down(f"{type(exc).__name__}, retrying in {backoff.delay:g}s")
             if stop.is_set():
                 break
             log.warning(f"{what} interrupted, retrying", extra={

@@ -1,4 +1,5 @@
-"""A service's worker process: the outbox relay and the event consumer, stopped gracefully.
+"""A service's worker process: the outbox relay and the event consumer, stopped gracefully,
+with its health and metrics on a port of its own (shared.health).
 
 On SIGTERM both loops finish what they hold: the consumer commits and acks its batch (or
 leaves it unacked for redelivery), the relay marks what the broker confirmed. Nothing is lost.
@@ -10,9 +11,11 @@ import gc
 import logging
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from types import FrameType
 
+from shared import health
 from shared.config import Settings, load_env_file
 from shared.consumer import EventConsumer, Handlers
 from shared.db import Database
@@ -28,16 +31,21 @@ def run_worker(
     *,
     loops: Sequence[Callable[[Settings, Database, threading.Event], None]] = (),
     settings: Settings | None = None,
+    vitals: health.Vitals | None = None,
+    backlogs: Sequence[Callable[[Database], Mapping[str, float]]] = (),
 ) -> None:
     """Relay and consumer, plus any service-specific `loops` (each in its own thread,
     each returning once `stop` is set). `settings`: the ones the service's main built, or
-    read here (with `.env`) when it built none."""
+    read here (with `.env`) when it built none. `vitals`: the health its loops report to,
+    when the service's main made it to hand out pulses of its own; `backlogs`: gauges the
+    service adds to the relay's (each reads the database when probed)."""
     if settings is None:
         load_env_file()
         settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
     db = Database(settings.database_url, service, pool_size=2)
     stop = threading.Event()
+    vitals = vitals or health.Vitals(stall_after_s=settings.worker_stall_s)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
@@ -46,7 +54,11 @@ def run_worker(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    relay = OutboxRelay(settings, db)
+    relay = OutboxRelay(settings, db, pulse=vitals.pulse("outbox-relay"))
+    vitals.backlogs.append(relay.backlog)
+    vitals.backlogs += [partial(backlog, db) for backlog in backlogs]
+    # Before any loop starts: a port taken by another program ends the worker, loudly.
+    server = health.serve(vitals, settings.worker_host, settings.worker_port)
     # Everything loaded so far lives as long as the process: keep the collector off it, so
     # its pauses stay short while events flow.
     gc.freeze()
@@ -58,12 +70,14 @@ def run_worker(
     log.info("worker started", extra={"handles": sorted(handlers)})
     try:
         if handlers:
-            EventConsumer(settings, db, handlers).run(stop)
+            EventConsumer(settings, db, handlers, pulse=vitals.pulse("consumer")).run(stop)
         else:
             stop.wait()
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+        server.shutdown()
+        server.server_close()
         db.dispose()
         log.info("worker stopped")

@@ -1,7 +1,7 @@
 """The studio's web app: Flask-Admin over every service's tables (studio.catalogue).
 
-Read-only unless STUDIO_WRITE=1: it then connects as the studio's role, `studio_ro`
-(shared.bootstrap: SELECT only, read-only transactions). With STUDIO_WRITE=1 (local
+Read-only unless STUDIO_WRITE=1: it connects as the studio's role (`studio_ro` in the
+default database; shared.bootstrap: SELECT only, read-only transactions). With STUDIO_WRITE=1 (local
 development only) each service's tables are edited through that service's own role, and
 every page says that those edits raise no events.
 """
@@ -23,7 +23,7 @@ from flask_sqlalchemy import SQLAlchemy
 from markupsafe import Markup, escape
 from sqlalchemy.engine import make_url
 
-from shared.bootstrap import STUDIO_ROLE, studio_password
+from shared.bootstrap import studio_password, studio_role
 from shared.config import database_url, env
 from studio.catalogue import Catalogue, Entry, Relation
 
@@ -54,12 +54,14 @@ class StudioSettings:
 
 
 def bind_urls(services: list[str], *, write: bool) -> dict[str, str]:
-    """Each service's connection: its own role when editing, else the read-only role."""
+    """Each service's connection: its own role when editing, else the read-only role of
+    that service's database."""
     urls = {}
     for service in services:
         url = make_url(database_url(service))
         if not write:
-            url = url.set(username=STUDIO_ROLE, password=studio_password())
+            url = url.set(username=studio_role(url.database),
+                          password=studio_password(url.database))
         urls[service] = url.render_as_string(hide_password=False)
     return urls
 
@@ -100,7 +102,7 @@ def create_app(settings: StudioSettings | None = None,
 
     @app.context_processor
     def studio_context() -> dict[str, Any]:
-        return {"studio_write": settings.write, "studio_role": STUDIO_ROLE,
+        return {"studio_write": settings.write, "studio_role": studio_role(),
                 "studio_login": bool(settings.password)}
 
     @app.get("/healthz")

@@ -43,6 +43,9 @@ os.environ.update({
     "REGISTER_MAX_PER_CLIENT": "1000000",
     "MAIL_MAX_PER_ADDRESS": "1000000",
     "MAIL_MAX_PER_CLIENT": "1000000",
+    # The workers tests start serve their health on any free port, never on a running
+    # copy's (tests of the health server choose theirs).
+    **{f"{svc.upper()}_WORKER_PORT": "0" for svc in SERVICES},
 })
 
 ROOT = Path(__file__).resolve().parent.parent

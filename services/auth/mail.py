@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from services.auth.models import OutgoingMail
 from shared.config import env, env_int
 from shared.db import Database
+from shared.health import Pulse
 from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,10 @@ def compose(mail: OutgoingMail, cfg: MailSettings) -> EmailMessage:
 class MailDelivery:
     """The worker side of the mail outbox."""
 
-    def __init__(self, cfg: MailSettings, db: Database) -> None:
+    def __init__(self, cfg: MailSettings, db: Database, *, pulse: Pulse | None = None) -> None:
         self.cfg = cfg
         self.db = db
+        self.pulse = pulse or Pulse("mail-delivery")
         self.mailer = mailer_for(cfg)
         self._last_prune = 0.0
 
@@ -216,6 +218,14 @@ class MailDelivery:
             self.mailer.close()  # an idle connection would be dropped by the server anyway
         return tried
 
+    @staticmethod
+    def backlog(db: Database) -> dict[str, float]:
+        """Mail not sent yet (due or waiting to be retried), for the worker's health."""
+        with db.sessions() as session:
+            pending = session.scalar(select(func.count()).select_from(OutgoingMail)
+                                     .where(OutgoingMail.sent_at.is_(None)))
+        return {"mail_pending": float(pending or 0)}
+
     def seconds_until_due(self) -> float:
         with self.db.sessions() as session:
             due = session.scalar(
@@ -241,19 +251,20 @@ class MailDelivery:
         def session(backoff: Backoff) -> None:
             with self.db.listen(CHANNEL) as listener:
                 backoff.reset()
+                self.pulse.up()
                 while not stop.is_set():
                     self.drain(stop)
                     self.prune()
                     self._wait(listener, stop, self.seconds_until_due())
 
-        keep_running(session, stop, what="mail delivery")
+        keep_running(session, stop, what="mail delivery", pulse=self.pulse)
         self.mailer.close()
 
-    @staticmethod
-    def _wait(listener: psycopg.Connection, stop: threading.Event, seconds: float) -> None:
+    def _wait(self, listener: psycopg.Connection, stop: threading.Event, seconds: float) -> None:
         """Until a NOTIFY, `seconds` or `stop`, whichever comes first."""
         deadline = time.monotonic() + seconds
         while not stop.is_set():
+            self.pulse.beat()
             left = deadline - time.monotonic()
             if left <= 0:
                 return

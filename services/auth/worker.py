@@ -11,18 +11,20 @@ from services.auth.settings import AuthSettings
 from services.auth.throttle import forget_stale_attempts
 from shared.config import Settings, load_env_file
 from shared.db import Database
+from shared.health import Vitals
 from shared.worker import run_worker
 
 
 def main() -> None:
     load_env_file()
     settings = AuthSettings.from_env()
+    vitals = Vitals(stall_after_s=settings.base.worker_stall_s)
 
     def deliver_mail(_base: Settings, db: Database, stop: threading.Event) -> None:
-        MailDelivery(settings.mail, db).run(stop)
+        MailDelivery(settings.mail, db, pulse=vitals.pulse("mail-delivery")).run(stop)
 
     run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts],
-               settings=settings.base)
+               settings=settings.base, vitals=vitals, backlogs=[MailDelivery.backlog])
 
 
 if __name__ == "__main__":

@@ -26,5 +26,8 @@ def environ() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_PORT")}
     env.update({f"{svc.upper()}_PORT": str(free_port())
                 for svc in ("auth", "goals", "diary", "stories")})
+    # The stand-in workers serve no health: 0 (any port) is one the runner does not probe.
+    env.update({f"{svc.upper()}_WORKER_PORT": "0"
+                for svc in ("auth", "goals", "diary", "stories")})
     env.update(GATEWAY_PORT=str(free_port()), READY_TIMEOUT="20", STOP_TIMEOUT="5")
     return env

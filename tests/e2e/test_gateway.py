@@ -4,10 +4,12 @@ service behind the real nginx gateway, driven over HTTP only."""
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from deploy.local import LocalSystem
+from deploy.local import LocalSystem, children, http_status
 from shared.config import SERVICES
 from shared.ids import new_id
 from tests.auth.smtp import MailCatcher
@@ -43,8 +45,10 @@ class System:
         self.gateway_port = free_port()
         self.env = {k: v for k, v in os.environ.items()
                     if k != "CORS_ALLOWED_ORIGINS" and not k.startswith("GATEWAY_")}
+        self.worker_ports = {svc: free_port() for svc in SERVICES}
         for svc, port in self.ports.items():
             self.env[f"{svc.upper()}_PORT"] = str(port)
+            self.env[f"{svc.upper()}_WORKER_PORT"] = str(self.worker_ports[svc])
         self.env.update(GATEWAY_PORT=str(self.gateway_port), NGINX=NGINX,
                         AUTH_JWKS_URL=f"http://127.0.0.1:{self.ports['auth']}"
                                       "/auth/.well-known/jwks.json",
@@ -354,3 +358,26 @@ def test_a_burst_of_logins_from_one_address_is_refused_with_retry_after(
     # The limit is the gateway's: the default one (generous) still lets this address log in.
     assert attempt(system).status_code == 401
     assert "Retry-After" not in attempt(system).headers
+
+
+def test_a_worker_that_dies_is_back_within_seconds_and_status_shows_its_health(
+        system: System) -> None:
+    assert system.runner is not None
+    out = io.StringIO()
+    assert LocalSystem(environ=system.env, var=system.var, out=out).status() == 0, out.getvalue()
+    shown = {line.split()[0]: line for line in out.getvalue().splitlines()}
+    for svc in SERVICES:
+        health = f"http://127.0.0.1:{system.worker_ports[svc]}"
+        assert f"{health}  readyz 200" in shown[f"{svc}-worker"]
+        assert "outbox pending" in shown[f"{svc}-worker"]
+    assert "mail pending" in shown["auth-worker"]
+
+    supervisor = system.runner.live_pid("goals-worker")
+    assert supervisor is not None
+    (worker,) = children(supervisor)
+    os.kill(worker, signal.SIGKILL)
+    replaced = wait_for(lambda: (children(supervisor) - {worker}) or None, timeout=5,
+                        message="the goals worker started again within 5 s")
+    assert system.runner.live_pid("goals-worker") == supervisor
+    wait_for(lambda: http_status(f"http://127.0.0.1:{system.worker_ports['goals']}/readyz")
+             == "200", timeout=30, message=f"the new goals worker {replaced} ready")

@@ -15,7 +15,7 @@ from kombu import Connection
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 
-from shared import bus
+from shared import bus, health
 from shared.config import Settings
 from shared.consumer import Delivery, EventConsumer, Handlers, each
 from shared.db import Database, UnitOfWork
@@ -120,6 +120,11 @@ def test_a_failing_handler_is_retried_with_backoff_then_parked(
         attempts.append(e.id)
         raise RuntimeError("downstream rule broken")
 
+    def counted(outcome: str) -> float:  # the worker's metrics (shared.health)
+        labels = {"type": "goals.goal.completed", "outcome": outcome}
+        return health.REGISTRY.get_sample_value("worker_events_total", labels) or 0.0
+
+    before = {o: counted(o) for o in ("failed", "retried", "dead_lettered")}
     start_consumer(running, settings, dbs("goals"), {"goals.goal.completed": each(always_fails)})
     bad = completed()
     publish_event(infrastructure["amqp_url"], namespace, bad)
@@ -127,6 +132,9 @@ def test_a_failing_handler_is_retried_with_backoff_then_parked(
     wait_for(lambda: queue_depth(infrastructure["amqp_url"], dead) == 1, timeout=15,
              message="message parked after its attempts")
     assert attempts == [bad.id] * settings.max_attempts
+    assert {o: counted(o) - n for o, n in before.items()} == {
+        "failed": settings.max_attempts, "retried": settings.max_attempts - 1,
+        "dead_lettered": 1}
     with Connection(infrastructure["amqp_url"]) as conn:
         message = conn.channel().basic_get(dead, no_ack=True)
         headers = message.properties["application_headers"]

@@ -6,14 +6,15 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from alembic import command
 from sqlalchemy.engine import make_url
 
-from shared.bootstrap import bootstrap, drop_database
-from shared.config import SERVICES, database_url
+from shared.bootstrap import bootstrap, drop_database, purge
+from shared.config import SERVICES, database_url, role_name
 from shared.migrate import alembic_config
 from tests.conftest import migrated_services
 
@@ -28,8 +29,7 @@ def scratch_database(infrastructure: dict[str, str]) -> Iterator[str]:
 
 
 def scratch_url(service: str) -> str:
-    return str(make_url(database_url(service)).set(database=SCRATCH).render_as_string(
-        hide_password=False))
+    return database_url(service, SCRATCH)  # the scratch database's own roles
 
 
 def tables(service: str) -> set[str]:
@@ -85,3 +85,43 @@ def test_a_service_role_cannot_read_or_write_another_schema(database: str,
                 conn.execute(f"CREATE TABLE {other}.intruder (id int)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.intruder (id int)")
+
+
+
+def params(service: str, database: str, **override: Any) -> dict[str, Any]:
+    """How `service` connects in `database` (its role there), as psycopg arguments."""
+    url = make_url(database_url(service, database))
+    return {"host": url.host, "port": url.port, "user": url.username,
+            "password": url.password, "dbname": database, "connect_timeout": 5, **override}
+
+
+def test_two_copies_on_one_cluster_have_roles_of_their_own_and_stay_apart(
+        database: str, infrastructure: dict[str, str]) -> None:
+    """A second copy (another checkout, a benchmark) bootstrapped beside the suite's own
+    database: its roles are its own, they reach only its database, bootstrapping it resets
+    nothing of ours, and purging it leaves ours whole."""
+    copy = f"{database}_copy"
+    admin = infrastructure["admin_url"]
+    assert role_name("goals", copy) != role_name("goals", database)
+    bootstrap(admin, copy, drop=True, passwords={s: f"other-{s}" for s in SERVICES})
+    theirs = params("goals", copy, password="other-goals")
+    try:
+        with psycopg.connect(**params("goals", database)) as ours:  # our password stands
+            ours.execute("SELECT 1")
+        with psycopg.connect(**theirs) as conn:
+            conn.execute("SELECT 1")
+        # Neither copy's role may even connect to the other's database.
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            psycopg.connect(**{**theirs, "dbname": database})
+        with pytest.raises(psycopg.OperationalError, match="permission denied"):
+            psycopg.connect(**params("goals", database, dbname=copy))
+    finally:
+        dropped = purge(admin, copy)
+    assert f"database {copy}" in dropped
+    assert {f"role {role_name(s, copy)}" for s in SERVICES} <= set(dropped)
+    with psycopg.connect(admin.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        roles = {r for (r,) in conn.execute("SELECT rolname FROM pg_roles")}
+    assert not {role_name(s, copy) for s in SERVICES} & roles
+    assert {role_name(s, database) for s in SERVICES} <= roles
+    with psycopg.connect(**params("goals", database)) as ours:
+        ours.execute("SELECT 1")

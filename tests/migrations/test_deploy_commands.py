@@ -16,6 +16,7 @@ from alembic import command
 from psycopg.conninfo import make_conninfo
 
 from shared.bootstrap import bootstrap, drop_database
+from shared.config import role_name
 from shared.migrate import alembic_config, url_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +112,7 @@ def test_reset_refuses_unless_meant_and_touches_only_its_schema(
     assert admin_sql(admin, scratch, "SELECT count(*) FROM goals.goals") == [(0,)]
     # The service's own role still owns and reaches its schema after the reset.
     assert admin_sql(admin, scratch, "SELECT nspowner::regrole::text FROM pg_namespace "
-                                     "WHERE nspname = 'goals'") == [("goals_svc",)]
+                                     "WHERE nspname = 'goals'") == [(role_name("goals", scratch),)]
 
 
 def test_reset_refuses_before_touching_the_database(infrastructure: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
-from shared.bootstrap import STUDIO_ROLE, studio_password
+from shared.bootstrap import studio_password, studio_role
 from shared.config import database_url
 from studio.app import create_app
 from studio.catalogue import Catalogue
@@ -104,7 +104,7 @@ def test_relations_are_followed_inside_a_schema(browse: FlaskClient, seeded: See
 
 def test_it_is_read_only_by_default(browse: FlaskClient, seeded: Seeded) -> None:
     listed = page(browse, "/diary/posts/")
-    assert "Read-only" in listed and STUDIO_ROLE in listed
+    assert "Read-only" in listed and studio_role() in listed
     assert browse.get("/diary/posts/new/").status_code in (302, 403, 404)
     assert browse.post(f"/diary/posts/edit/?id={seeded.draft}",
                        data={"title": "changed"}).status_code in (302, 403, 404)
@@ -137,7 +137,7 @@ def test_it_refuses_to_listen_beyond_localhost_without_a_password() -> None:
 def test_the_read_only_role_can_select_everything_and_insert_nothing(
         database: str, seeded: Seeded) -> None:
     url = make_url(database_url("diary"))
-    with psycopg.connect(host=url.host, port=url.port, user=STUDIO_ROLE,
+    with psycopg.connect(host=url.host, port=url.port, user=studio_role(),
                          password=studio_password(), dbname=os.environ["DATABASE_NAME"],
                          autocommit=True) as conn:
         for entry in Catalogue():  # tables migrations created after bootstrap too
