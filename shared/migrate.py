@@ -45,7 +45,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine, pool
 from sqlalchemy import exc as sa_exc
 
-from shared.bootstrap import DEFAULT_ADMIN_URL, bootstrap, drop_database
+from shared.bootstrap import DEFAULT_ADMIN_URL, bootstrap, purge
 from shared.config import DEFAULT_DATABASE, REPO_ROOT, SERVICES, database_url, env, load_env_file
 
 # A migration's name says what it does, in snake_case words: add_goal_notes, add_like_index.
@@ -239,7 +239,7 @@ def check_all(services: Sequence[str] | None = None) -> int:
             else:
                 print(f"check: {service}: models and migrations agree")
     finally:
-        drop_database(admin_url, scratch)
+        purge(admin_url, scratch)  # the scratch database and its own roles
     return 1 if failed else 0
 
 

@@ -15,7 +15,7 @@ import pytest
 from alembic import command
 from psycopg.conninfo import make_conninfo
 
-from shared.bootstrap import bootstrap, drop_database
+from shared.bootstrap import bootstrap, purge
 from shared.config import role_name
 from shared.migrate import alembic_config, url_in
 
@@ -28,7 +28,7 @@ def scratch(infrastructure: dict[str, str]) -> Iterator[str]:
     name = f"{os.environ['DATABASE_NAME']}_deploys"
     bootstrap(infrastructure["admin_url"], name, drop=True)
     yield name
-    drop_database(infrastructure["admin_url"], name)
+    purge(infrastructure["admin_url"], name)  # and its own roles
 
 
 def admin_sql(admin_url: str, database: str, query: str) -> list[tuple[object, ...]]:
