@@ -73,7 +73,7 @@ reset: install ## migrate reset: drop SERVICE's schema, reapply its migrations (
 	@test -n "$(SERVICE)" || { echo "usage: make reset SERVICE=<$(SERVICES)> ENV=development" >&2; exit 2; }
 	@ENV=$(ENV) CONFIRM=$(CONFIRM) $(PY) -m shared.migrate $(SERVICE) reset
 
-studio: bootstrap ## prisma studio: browse every service's tables on http://127.0.0.1:5555 (STUDIO_PORT)
+studio: migrate ## prisma studio: browse every service's tables on http://127.0.0.1:5555 (STUDIO_PORT)
 	@$(PY) -m studio start
 
 studio-stop: ## stop the studio (by its pid file, var/run/studio.pid)

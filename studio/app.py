@@ -155,10 +155,19 @@ class CountsView(AdminIndexView):
         groups = []
         for service, entries in self.catalogue.by_service().items():
             with self.db.engines[service].connect() as conn:
-                rows = [(e, conn.execute(sa.select(sa.func.count()).select_from(e.table))
-                         .scalar_one()) for e in entries]
-            groups.append((service, rows))
+                groups.append((service, [(e, row_count(conn, e)) for e in entries]))
         return self.render("studio/index.html", groups=groups)
+
+
+def row_count(conn: sa.Connection, entry: Entry) -> int | None:
+    """The table's rows; None when the table is not there (the schema is behind the models:
+    `make migrate`)."""
+    try:
+        with conn.begin_nested() if conn.in_transaction() else conn.begin():
+            return int(conn.execute(sa.select(sa.func.count()).select_from(entry.table))
+                       .scalar_one())
+    except sa.exc.ProgrammingError:
+        return None
 
 
 class TableView(ModelView):

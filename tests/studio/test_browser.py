@@ -50,7 +50,8 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def studio_url(database: str, seeded: Seeded, tmp_path: Path) -> Iterator[str]:
+def studio_url(database: str, seeded: Seeded, tmp_path: Path,
+               request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     environ = {**os.environ, "STUDIO_PORT": str(port), "STUDIO_PASSWORD": PASSWORD,
                "STUDIO_HOST": "127.0.0.1", "PYTHONPATH": str(ROOT)}
@@ -60,8 +61,12 @@ def studio_url(database: str, seeded: Seeded, tmp_path: Path) -> Iterator[str]:
     assert start(system, settings) == 0
     pid = system.live_pid("studio")
     assert pid is not None
-    yield f"http://127.0.0.1:{port}"
-    system.stop_studio()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        system.stop_studio()
+        # What the studio said, for a failing test (pytest shows captured output then).
+        print(system.log_file("studio").read_text(errors="replace")[-6000:])
     assert not running(pid)
     assert not system.pid_file("studio").exists()
 
@@ -69,6 +74,7 @@ def studio_url(database: str, seeded: Seeded, tmp_path: Path) -> Iterator[str]:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make install)")
 def test_sign_in_filter_posts_by_status_and_see_a_posts_likes(
         studio_url: str, seeded: Seeded, tmp_path: Path) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as pw:
@@ -83,9 +89,17 @@ def test_sign_in_filter_posts_by_status_and_see_a_posts_likes(
             page.click("button[type=submit]")
             expect(page.locator("h4")).to_contain_text("posts")
 
-            # Filter by status through the page's own filter menu.
-            page.click("text=Add Filter")
-            page.click("a.filter:text-is('Status')")
+            # Filter by status through the page's own filter menu (once its scripts run).
+            page.wait_for_load_state("load")
+            status = page.locator("a.filter:text-is('Status')")
+            for _ in range(10):  # a click before Bootstrap binds the menu opens nothing
+                page.click("text=Add Filter")
+                try:
+                    status.wait_for(state="visible", timeout=2000)
+                    break
+                except PlaywrightTimeout:
+                    continue
+            status.click()
             page.locator("table.filters select.filter-val").last.select_option("DRAFT", force=True)
             page.click("button:has-text('Apply')")
             expect(page).to_have_url(re.compile(r"/diary/posts/\?flt\d+_status_equals=DRAFT$"))
