@@ -1,5 +1,6 @@
 # Growth Diary: one-machine workflow. `make help` lists the targets.
 # SERVICE=<auth|goals|diary|stories> narrows run/stop/restart/migrate/logs to one service.
+# The seed's Prisma commands each have a twin here (README, "The seed's commands here").
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,17 +12,30 @@ LOCAL   := python3 -m deploy
 SERVICE ?=
 SERVICES := auth goals diary stories
 ARGS    ?=
+NAME    ?=
+ENV     ?=
+CONFIRM ?=
+LINTED  := shared services studio tests deploy bench
 
-.PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
-        dlq replay-dlq nginx-compose asyncapi k8s k8s-render lock clean purge
+.PHONY: help install reinstall run stop restart status logs bootstrap migrate check migration \
+        reset studio studio-stop test test-unit bench lint dlq replay-dlq nginx-compose asyncapi \
+        k8s k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  SERVICE=<$(shell echo $(SERVICES) | tr ' ' '|')> narrows run, stop, restart, migrate, logs, dlq."
+	@echo "  seed -> here: npm install / prisma generate -> install, check; migrate dev --name x ->"
+	@echo "  migration SERVICE=.. NAME=x; migrate deploy -> migrate; migrate reset -> reset SERVICE=..;"
+	@echo "  prisma studio -> studio (http://127.0.0.1:5555), studio-stop; reinstall (troubleshooting)."
 	@echo "  ARGS=... is passed to pytest (make test ARGS='-k goals -x') and bench (ARGS=http)."
 
-install: ## .venv with the project and test extras, and nginx (apt) if missing; no-op when up to date
+install: ## .venv with the project and test extras, nginx and chromium (apt) if missing (npm install)
+	@$(LOCAL) install
+
+reinstall: ## troubleshooting: stop what runs from .venv, remove it, build it again from scratch
+	@$(LOCAL) stop
+	rm -rf $(VENV)
 	@$(LOCAL) install
 
 run: ## start everything (or SERVICE=goals: deploy that service alone) and wait until ready
@@ -42,10 +56,28 @@ logs: ## follow the logs (SERVICE=goals: only that service)
 bootstrap: install ## create the database, roles and schemas (idempotent)
 	@$(PY) -m shared.bootstrap
 
-migrate: bootstrap ## alembic upgrade head for SERVICE (default: every service)
+migrate: bootstrap ## migrate deploy: upgrade SERVICE (default: all) to head, under a per-service lock
 	@set -e; for svc in $(or $(SERVICE),$(SERVICES)); do \
 		echo "$$svc: migrate"; $(PY) -m shared.migrate $$svc upgrade head; \
 	done
+
+check: install ## prisma generate's check: models and migrations agree (alembic check, every service)
+	@$(PY) -m shared.migrate check
+
+migration: bootstrap ## migrate dev: SERVICE=goals NAME=add_goal_notes autogenerates, prints SQL, applies
+	@test -n "$(SERVICE)" -a -n "$(NAME)" || \
+		{ echo "usage: make migration SERVICE=<$(SERVICES)> NAME=<snake_case_name>" >&2; exit 2; }
+	@$(PY) -m shared.migrate $(SERVICE) new $(NAME)
+
+reset: install ## migrate reset: drop SERVICE's schema, reapply its migrations (ENV=development or CONFIRM=1)
+	@test -n "$(SERVICE)" || { echo "usage: make reset SERVICE=<$(SERVICES)> ENV=development" >&2; exit 2; }
+	@ENV=$(ENV) CONFIRM=$(CONFIRM) $(PY) -m shared.migrate $(SERVICE) reset
+
+studio: migrate ## prisma studio: browse every service's tables on http://127.0.0.1:5555 (STUDIO_PORT)
+	@$(PY) -m studio start
+
+studio-stop: ## stop the studio (by its pid file, var/run/studio.pid)
+	@$(LOCAL) stop-studio
 
 test: install ## run the test suite (it bootstraps its own database growth_diary_test)
 	$(VENV)/bin/pytest -q $(ARGS)
@@ -56,9 +88,10 @@ test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (
 bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
 	$(PY) -m bench $(ARGS)
 
-lint: install ## ruff + mypy, shell syntax, generated files current, lock current, k8s + compose valid
-	$(VENV)/bin/ruff check shared services tests deploy bench
-	$(VENV)/bin/mypy shared services tests deploy bench
+lint: install ## ruff + mypy, squawk over migrations' SQL, shell syntax, generated files, lock, k8s
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/mypy $(LINTED)
+	$(PY) -m shared.migration_lint
 	bash -n .ci/run
 	$(PY) deploy/render_nginx.py compose --check
 	$(PY) -m shared.asyncapi --check

@@ -12,8 +12,9 @@
                                          old one, which is stopped once the new one is ready;
                                          worker: TERM and start again); default: every service
     python3 -m deploy stop [SVC...]      graceful stop (TERM, STOP_TIMEOUT s, then KILL);
-                                         all: the gateway too, and PostgreSQL and RabbitMQ
-                                         if `run` started them
+                                         all: the gateway and the studio too, and PostgreSQL
+                                         and RabbitMQ if `run` started them
+    python3 -m deploy stop-studio        stop the data browser (`make studio`) alone
     python3 -m deploy status             what runs where, workers' health and backlog; exit 3
                                          if anything is down
     python3 -m deploy logs [SVC]         follow the logs
@@ -316,6 +317,8 @@ class LocalSystem:
         """What the command line of the process we started as `name` always contains."""
         if name == "nginx":
             return str(self.nginx_dir / "nginx.conf")
+        if name == "studio":  # the data browser, started by `python -m studio start`
+            return "studio.app:create_app"
         svc, _, role = name.rpartition("-")
         return f"services.{svc}.app:" if role == "web" else f"services.{svc}.worker"
 
@@ -714,6 +717,23 @@ class LocalSystem:
 
     # --- gateway ---------------------------------------------------------------------------
 
+    def apt_install(self, package: str) -> None:
+        """Install a Debian package (as root; otherwise say how)."""
+        if os.geteuid() != 0:
+            raise DeployError(f"{package} is not installed; run as root or: "
+                              f"sudo apt-get install -y {package}")
+        self.say(f"installing {package} (apt-get)")
+        apt_env = {**self.env, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
+                                                     package]):
+            if subprocess.run(argv, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
+                raise DeployError(f"{' '.join(argv)} failed")
+
+    def ensure_chromium(self) -> None:
+        """Debian's chromium, which the studio's browser test drives (tests/studio)."""
+        if not shutil.which("chromium", path=self.env.get("PATH")):
+            self.apt_install("chromium")
+
     def ensure_nginx(self) -> None:
         if not self.nginx:
             self.nginx = shutil.which("nginx", path=self.env.get("PATH")) or ""
@@ -721,15 +741,7 @@ class LocalSystem:
                 self.nginx = "/usr/sbin/nginx"
         if self.nginx and os.access(self.nginx, os.X_OK):
             return
-        if os.geteuid() != 0:
-            raise DeployError("nginx is not installed; run as root or: "
-                              "sudo apt-get install -y nginx-light")
-        self.say("installing nginx-light (apt-get)")
-        apt_env = {**self.env, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
-                                                     "nginx-light"]):
-            if subprocess.run(argv, env=apt_env, stdout=subprocess.DEVNULL).returncode != 0:
-                raise DeployError(f"{' '.join(argv)} failed")
+        self.apt_install("nginx-light")
         self.nginx = shutil.which("nginx", path=self.env.get("PATH")) or "/usr/sbin/nginx"
 
     def nginx_args(self) -> list[str]:
@@ -949,7 +961,7 @@ class LocalSystem:
         return BackingServices(self.env, self.run_dir, self.say)
 
     def stop_all(self, targets: Sequence[str]) -> int:
-        names = [] if targets else ["nginx"]
+        names = [] if targets else ["nginx", "studio"]
         names += [f"{svc}-{role}" for svc in targets or SERVICES for role in ("web", "worker")]
         self.stop(names)
         if not targets:
@@ -958,6 +970,12 @@ class LocalSystem:
             except BackingError as exc:
                 raise DeployError(str(exc)) from None
         self.say("stopped")
+        return 0
+
+    def stop_studio(self) -> int:
+        if self.live_pid("studio") is None and self.recorded_pid("studio") is None:
+            self.say("studio: not running")
+        self.stop(["studio"])
         return 0
 
     def status(self) -> int:
@@ -1026,6 +1044,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         "start": lambda: system.run(targets),
         "restart": lambda: system.restart(targets),
         "stop": lambda: system.stop_all(targets),
+        "stop-studio": lambda: system.stop_studio(),
     }
     try:
         if command in locked:
@@ -1034,6 +1053,7 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         if command == "install":  # everything the system and its tests need on this machine
             system.install()
             system.ensure_nginx()
+            system.ensure_chromium()
             return 0
         if command == "status":
             return system.status()

@@ -13,6 +13,11 @@ What it guarantees (idempotent, safe to run on every deploy):
 - nobody but the owner can use a service schema, and ``public`` is closed to everyone, so a
   role can reach only its own schema (``goals_svc`` reading ``auth.user`` is a permission error).
   That is what lets each schema later move to its own cluster by changing one URL.
+- one more LOGIN role of this database's, for the data browser (``make studio``): ``studio_ro``
+  in ``growth_diary``, ``<database>_studio`` in any other (or ``STUDIO_DB_USER``; password
+  ``STUDIO_DB_PASSWORD``, default its name). It may only read: ``SELECT`` on every table of
+  the service schemas, now and, through default privileges, those migrations create later;
+  its transactions are read-only by default too;
 - only this database's roles may connect to it, and they to no other copy's database: two
   copies on one cluster (two checkouts, the tests, a benchmark) stay apart.
 
@@ -47,6 +52,17 @@ DEFAULT_ADMIN_URL = "postgresql://postgres@localhost:5432/postgres"
 # Serialises concurrent bootstraps (parallel test sessions, several deploy jobs): roles are
 # cluster-wide, and CREATE ROLE / CREATE DATABASE race otherwise.
 _ADVISORY_LOCK_KEY = 0x6772_6F77  # "grow"
+
+
+def studio_role(database: str | None = None) -> str:
+    """The studio's read-only role in `database`, named like the services' (role_name)."""
+    database = database or env("DATABASE_NAME", DEFAULT_DATABASE)
+    default = "studio_ro" if database == DEFAULT_DATABASE else f"{database}_studio"
+    return env("STUDIO_DB_USER", default)
+
+
+def studio_password(database: str | None = None) -> str:
+    return env("STUDIO_DB_PASSWORD", studio_role(database))
 
 
 def _libpq_url(url: str) -> str:
@@ -125,6 +141,21 @@ def _ensure_schema(conn: Conn, database: str, service: str, roles: Iterable[str]
     )
 
 
+def _ensure_reader(conn: Conn, database: str, services: Iterable[str]) -> None:
+    """The studio's role: SELECT on every service schema's tables, nothing else."""
+    reader = sql.Identifier(studio_role(database))
+    conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(reader))
+    for service in services:
+        schema = sql.Identifier(service)
+        owner = sql.Identifier(role_name(service, database))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, reader))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(
+            schema, reader))
+        # Tables the service's migrations create from now on are readable too.
+        conn.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} "
+                             "GRANT SELECT ON TABLES TO {}").format(owner, schema, reader))
+
+
 def bootstrap(
     admin_url: str,
     database: str,
@@ -149,6 +180,7 @@ def bootstrap(
             _ensure_database(admin, database, drop=drop)
             for service in services:
                 _ensure_role(admin, role_name(service, database), pw[service])
+            _ensure_role(admin, studio_role(database), studio_password(database))
 
             with _connect(_database_conninfo(admin_url, database)) as db:
                 # Database level: only the service roles (and the admin) may connect.
@@ -159,6 +191,8 @@ def bootstrap(
                             dbident, sql.SQL(", ").join(sql.Identifier(r) for r in roles)
                         )
                     )
+                db.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                    dbident, sql.Identifier(studio_role(database))))
                 # The public schema is nobody's: no stray tables land there by accident.
                 db.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 if roles:
@@ -169,6 +203,7 @@ def bootstrap(
                     )
                 for service in services:
                     _ensure_schema(db, database, service, roles)
+                _ensure_reader(db, database, services)
         finally:
             if not admin.broken:
                 admin.execute("SELECT pg_advisory_unlock(%s)", (_ADVISORY_LOCK_KEY,))
@@ -195,8 +230,7 @@ def purge(admin_url: str, database: str, services: Iterable[str] = SERVICES) -> 
                 admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)")
                               .format(sql.Identifier(database)))
                 dropped.append(f"database {database}")
-            for service in services:
-                role = role_name(service, database)
+            for role in [*(role_name(s, database) for s in services), studio_role(database)]:
                 if not _role_exists(admin, role):
                     continue
                 try:
