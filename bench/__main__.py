@@ -1,6 +1,6 @@
 """`make bench`: measured sections, each with its ratios and targets; one JSON line at the end.
 
-    python -m bench [pipeline] [http] [deploys]   (default: all; make bench ARGS=http)
+    python -m bench [pipeline] [http] [deploys] [tracing]   (default: all; ARGS=http: one)
 
 pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue #2): pipeline
           throughput >= 0.5 x the raw floor; pipeline p99 latency at a steady 50/s <= 5 x the
@@ -11,6 +11,8 @@ http:     auth and goals through the nginx gateway with wrk (bench/http.py): goa
 deploys:  the whole system under ~40 requests/s of mixed reads and writes while each service
           is restarted, deployed and deployed as a bad build (bench/deploys.py): 0 failed
           requests and p99 < 500 ms in every phase, every bad build refused (exit 1).
+tracing:  the pipeline and HTTP figures with tracing off and on, spans exported over OTLP to
+          a local sink (bench/tracing.py): tracing costs at most 15% of each throughput.
 The exit status is non-zero when a section misses a target.
 """
 
@@ -23,7 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import deploys, http
+from bench import deploys, http, tracing
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
@@ -65,8 +67,14 @@ def deploys_section() -> Section:
     return {"deploys": result}, deploys.report(result)
 
 
+def tracing_section() -> Section:
+    result = tracing.measure_tracing()
+    return {"tracing": result}, tracing.report(result)
+
+
 SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section,
-                                              "deploys": deploys_section}
+                                              "deploys": deploys_section,
+                                              "tracing": tracing_section}
 
 
 def main(argv: list[str] | None = None) -> int:

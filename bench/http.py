@@ -138,7 +138,7 @@ def _children(pid: int) -> list[int]:
 class Stack:
     """auth + goals web processes and the gateway, started and stopped by pid."""
 
-    def __init__(self, root: Path, nginx: str) -> None:
+    def __init__(self, root: Path, nginx: str, extra_env: dict[str, str] | None = None) -> None:
         self.root, self.nginx = root, nginx
         self.ports = {svc: free_port() for svc in ("auth", "goals", "diary", "stories")}
         gateway_port = free_port()
@@ -154,6 +154,7 @@ class Stack:
                    AUTH_JWKS_URL=f"http://127.0.0.1:{self.ports['auth']}/auth/.well-known/jwks.json",
                    AUTH_KEYS_DIR=str(root / "keys"), MAIL_DIR=str(root / "mail"),
                    PYTHONUNBUFFERED="1")
+        env.update(extra_env or {})  # e.g. tracing on (bench/tracing.py)
         self.env = env
 
     def python(self, *args: str) -> None:
@@ -326,11 +327,11 @@ def _memory(stack: Stack) -> dict[str, list[dict[str, float]]]:
     return memory
 
 
-def measure_http() -> dict[str, Any]:
+def measure_http(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     nginx = ensure_binary("nginx", "nginx-light")
     wrk_bin = ensure_binary("wrk", "wrk")
     root = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    stack = Stack(root, nginx)
+    stack = Stack(root, nginx, extra_env)
     busy = _cpu_busy()  # the machine is shared: how busy it was before we started anything
     try:
         stack.start()

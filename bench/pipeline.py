@@ -131,8 +131,13 @@ def _awarded(conn: psycopg.Connection[Any]) -> int:
 
 
 def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
-                     steady_count: int = 500) -> dict[str, dict[str, float]]:
+                     steady_count: int = 500,
+                     extra_env: dict[str, str] | None = None) -> dict[str, dict[str, float]]:
+    """`extra_env`: what the workers get besides (bench/tracing.py turns tracing on)."""
     _prepare()
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        os.environ.pop(name, None)  # off unless asked, whatever the last run set
+    os.environ.update(extra_env or {})
     (ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
     from services.goals.usecases import complete_goal
     from shared.config import Settings

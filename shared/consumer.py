@@ -27,7 +27,7 @@ from kombu.message import Message
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
-from shared import bus, health, logs
+from shared import bus, health, logs, tracing
 from shared.config import Settings
 from shared.db import Database, UnitOfWork, is_database_outage
 from shared.events import Event, InvalidEvent, parse_event
@@ -81,6 +81,17 @@ class Delivery:
     attempts: int = 0
     effects: list[Any] = field(default_factory=list)
     outcome: str = "applied"  # or, once settled after a failure: retried, dead_lettered
+
+
+def _apply_span(d: Delivery) -> contextlib.AbstractContextManager[str | None]:
+    """`apply <type>`, a child of the relay's publish span (the message's header) or, for a
+    message without one, of the trace that raised the event (its envelope)."""
+    assert d.event is not None
+    headers = (d.message.headers or {}) if d.message is not None else {}
+    parent = headers.get("traceparent") or d.event.traceparent
+    return tracing.span(f"apply {d.event.type}", parent=parent, kind="CONSUMER", **{
+        "messaging.system": "rabbitmq", "messaging.message.id": d.event.id,
+        "messaging.destination.name": d.event.type})
 
 
 class EventConsumer:
@@ -201,7 +212,11 @@ class EventConsumer:
 
     @staticmethod
     def _run(uow: UnitOfWork, handler: Handler, group: list[Delivery]) -> None:
-        handler(uow, [d.event for d in group if d.event])
+        with contextlib.ExitStack() as spans:
+            if tracing.enabled():  # each event applied in a span of its own trace
+                for d in group:
+                    spans.enter_context(_apply_span(d))
+            handler(uow, [d.event for d in group if d.event])
 
     def _run_isolated(self, uow: UnitOfWork, handler: Handler, d: Delivery) -> None:
         event = d.event

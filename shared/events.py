@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from shared import logs
+from shared import logs, tracing
 
 GOAL_PERIODS = ("DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY")
 GOAL_STATUSES = ("ACTIVE", "COMPLETED")
@@ -233,6 +233,8 @@ class Event(Generic[P]):
     data: P
     correlation_id: str
     causation_id: str | None = None
+    # The W3C trace context of what raised it (shared.tracing; None when tracing is off).
+    traceparent: str | None = None
     # `data` as JSON, when the producer already made it (validated once, dumped once).
     wire_data: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -256,6 +258,8 @@ class Event(Generic[P]):
         }
         if self.causation_id:
             envelope["causationid"] = self.causation_id
+        if self.traceparent:
+            envelope["traceparent"] = self.traceparent
         subject = self.user_id
         if subject:
             envelope["subject"] = subject
@@ -285,6 +289,7 @@ def new_event(type_: str, data: Any, *, source: str) -> Event[Any]:
         data=payload,
         correlation_id=logs.correlation_id.get() or logs.request_id.get() or event_id,
         causation_id=logs.event_id.get() or logs.request_id.get(),
+        traceparent=tracing.current_traceparent(),
         wire_data=wire,
     )
 
@@ -307,6 +312,7 @@ def parse_event(envelope: dict[str, Any]) -> Event[Any]:
             data=data,
             correlation_id=str(envelope.get("correlationid") or envelope["id"]),
             causation_id=envelope.get("causationid"),
+            traceparent=envelope.get("traceparent") or None,
         )
     except (KeyError, TypeError, ValueError, ValidationError) as exc:
         if isinstance(exc, InvalidEvent):

@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line, carrying request, correlation and event ids.
+"""Structured logs: one JSON object a line, carrying request, correlation and event ids, and
+the current trace and span ids when tracing is on (shared.tracing).
 
 The ids live in context variables so every log line inside a request or an event handler
 carries them without being passed around.
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+
+from shared import tracing
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
@@ -40,6 +43,7 @@ class JsonFormatter(logging.Formatter):
             value = var.get()
             if value:
                 line[key] = value
+        line.update(tracing.log_ids())
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value

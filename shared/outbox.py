@@ -11,6 +11,7 @@ that was not confirmed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 
-from shared import bus, health
+from shared import bus, health, tracing
 from shared.config import Settings
 from shared.db import Database
 from shared.health import Pulse
@@ -46,7 +47,8 @@ class OutboxRelay:
                 SELECT seq FROM {table} WHERE sent_at IS NULL
                 ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED)
             UPDATE {table} o SET sent_at = now() FROM batch WHERE o.seq = batch.seq
-            RETURNING o.seq, o.event_id, o.type, o.payload::text"""
+            RETURNING o.seq, o.event_id, o.type, o.payload::text,
+                      o.payload->>'traceparent'"""
 
     def relay_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were sent.
@@ -64,18 +66,21 @@ class OutboxRelay:
             if not rows:
                 conn.commit()
                 return 0
-            started = time.perf_counter()
-            self.publisher.publish([
-                bus.Outgoing(
-                    exchange=self.publisher.names.events,
-                    routing_key=type_,
-                    body=body.encode(),  # the stored JSON as is: no parse, no dump
-                    message_id=event_id,
-                    headers={},
-                )
-                for _seq, event_id, type_, body in rows
-            ])
-            health.RELAY_PUBLISH.observe(time.perf_counter() - started)
+            with contextlib.ExitStack() as spans:
+                headers = self._publish_spans(spans, rows)
+                started = time.perf_counter()
+                self.publisher.publish([
+                    bus.Outgoing(
+                        exchange=self.publisher.names.events,
+                        routing_key=type_,
+                        body=body.encode(),  # the stored JSON as is: no parse, no dump
+                        message_id=event_id,
+                        headers=header,
+                    )
+                    for (_seq, event_id, type_, body, _parent), header in zip(
+                        rows, headers, strict=True)
+                ])
+                health.RELAY_PUBLISH.observe(time.perf_counter() - started)
             conn.commit()
         except BaseException:
             driver: Any = conn.driver_connection
@@ -100,6 +105,22 @@ class OutboxRelay:
                     func.extract("epoch", func.now() - func.min(outbox.c.created_at)), 0))
                 .where(outbox.c.sent_at.is_(None))).one()
         return {"outbox_pending": float(pending), "outbox_oldest_age_seconds": float(oldest)}
+
+    @staticmethod
+    def _publish_spans(spans: contextlib.ExitStack, rows: list[Any]) -> list[dict[str, str]]:
+        """Tracing on: a `publish <type>` span per event, a child of the trace it was raised
+        in, open until the batch is confirmed; its context goes in the message's header for
+        the consumer to continue. Off: no headers."""
+        if not tracing.enabled():
+            return [{} for _ in rows]
+        headers = []
+        for _seq, event_id, type_, _body, parent in rows:
+            own = spans.enter_context(tracing.span(
+                f"publish {type_}", parent=parent, kind="PRODUCER", **{
+                    "messaging.system": "rabbitmq", "messaging.message.id": event_id,
+                    "messaging.destination.name": type_}))
+            headers.append({"traceparent": own} if own else {})
+        return headers
 
     def drain(self) -> int:
         """Send everything pending now, batch after batch."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import FrameType
 
-from shared import health
+from shared import health, tracing
 from shared.config import Settings, load_env_file
 from shared.consumer import EventConsumer, Handlers
 from shared.db import Database
@@ -44,6 +44,8 @@ def run_worker(
         settings = Settings.from_env(service)
     configure_logging(service, settings.log_level)
     db = Database(settings.database_url, service, pool_size=2)
+    if tracing.configure(service):  # OTEL_EXPORTER_OTLP_ENDPOINT set
+        tracing.instrument_engine(db.engine)
     stop = threading.Event()
     vitals = vitals or health.Vitals(stall_after_s=settings.worker_stall_s)
 
@@ -80,4 +82,5 @@ def run_worker(
         server.shutdown()
         server.server_close()
         db.dispose()
+        tracing.shutdown()  # the spans still buffered are sent
         log.info("worker stopped")

@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound, UnsupportedMediaType
 
-from shared import logs
+from shared import logs, tracing
 from shared.config import Settings
 from shared.db import Database
 from shared.http.context import ServiceContext
@@ -94,6 +94,9 @@ def create_service_app(
     _register_request_hooks(app, svc)
     register_error_handlers(app, api)
     register_probes(app, settings, db)
+    if tracing.configure(svc):  # OTEL_EXPORTER_OTLP_ENDPOINT set: requests and queries traced
+        tracing.instrument_app(app)
+        tracing.instrument_engine(db.engine)
     return app
 
 

@@ -1,0 +1,142 @@
+"""OpenTelemetry traces that follow a request through the outbox and the broker.
+
+On when the standard OpenTelemetry environment says where to send spans
+(`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; OTLP over HTTP, the
+other `OTEL_*` variables as the SDK reads them), off otherwise. Off costs nothing: no
+OpenTelemetry module is imported, no span made, no header added.
+
+On, one trace runs from the HTTP request to every consumer that applies its events:
+- the web process's spans: Flask's request span, a span per SQL statement (psycopg's
+  instrumentation on the pool's connections), and requests' calls out;
+- an event written in a request carries the request span's W3C trace context in its
+  envelope (`traceparent`, CloudEvents' distributed tracing extension), so it is stored with
+  the outbox row;
+- the relay publishes each such event in a `publish <type>` span, a child of it, and hands
+  its own context on in the AMQP message's `traceparent` header;
+- the consumer applies each event in an `apply <type>` span, a child of the relay's (or of
+  the envelope's, for a message without the header), current while its handler runs, so
+  what the handler logs and the events it raises continue the same trace;
+- log lines carry `trace_id` and `span_id` of the current span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+_state: dict[str, Any] = {}  # "provider", "tracer" once configured
+
+
+def wanted(environ: dict[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def enabled() -> bool:
+    return "tracer" in _state
+
+
+def configure(service: str, *, exporter: Any = None) -> bool:
+    """Turn tracing on for this process if the environment asks for it (or an `exporter`
+    is given: the tests' in-memory one). Returns whether it is on."""
+    if enabled():
+        return True
+    if exporter is None and not wanted():
+        return False
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": service, "service.namespace": "growth-diary"}))
+    if exporter is None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _state.update(provider=provider, tracer=provider.get_tracer("growth-diary"))
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    RequestsInstrumentor().instrument(tracer_provider=provider)
+    return True
+
+
+def shutdown() -> None:
+    """Flush and turn tracing off (a process's end, a test's)."""
+    provider = _state.pop("provider", None)
+    _state.pop("tracer", None)
+    if provider is not None:
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().uninstrument()
+        provider.shutdown()
+
+
+def instrument_app(app: Any) -> None:
+    if enabled():
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor.instrument_app(app, tracer_provider=_state["provider"])
+
+
+def instrument_engine(engine: Any) -> None:
+    """Every statement on `engine`'s connections in a span (psycopg's instrumentation, on
+    each connection the pool opens: SQLAlchemy's own instrumentation does not support 2.1)."""
+    if enabled():
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+        from sqlalchemy import event
+
+        provider = _state["provider"]
+
+        @event.listens_for(engine, "connect")
+        def traced(dbapi_connection: Any, _record: Any) -> None:
+            PsycopgInstrumentor.instrument_connection(dbapi_connection,
+                                                      tracer_provider=provider)
+
+
+def current_traceparent() -> str | None:
+    """The current span's W3C `traceparent`, to travel with an event; None when off."""
+    if not enabled():
+        return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def span(name: str, *, parent: str | None, kind: str, **attributes: Any
+         ) -> Iterator[str | None]:
+    """A span named `name`, a child of the W3C context `parent` (None: a root), current
+    inside the block; yields its own traceparent (None when tracing is off)."""
+    if not enabled():
+        yield None
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    propagator = TraceContextTextMapPropagator()
+    context = propagator.extract({"traceparent": parent}) if parent else None
+    with _state["tracer"].start_as_current_span(
+            name, context=context, kind=getattr(trace.SpanKind, kind),
+            attributes=attributes):
+        carrier: dict[str, str] = {}
+        propagator.inject(carrier)
+        yield carrier.get("traceparent")
+
+
+def log_ids() -> dict[str, str]:
+    """trace_id and span_id of the current span, for a log line ({} when off or none)."""
+    if not enabled():
+        return {}
+    from opentelemetry import trace
+
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return {}
+    return {"trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}"}
