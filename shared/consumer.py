@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,30 +43,38 @@ P = TypeVar("P")
 class Handler:
     """What a consumer runs for an event type: `each(fn)` calls `fn(uow, event)` once per
     event; `batch(fn)` calls `fn(uow, events)` once with the consecutive events of a
-    delivered batch that it handles (one statement for many, where it can)."""
+    delivered batch that it handles (one statement for many, where it can).
+
+    `reads`: the payload fields the handler uses, its contract with the producer. A test
+    (tests/integration/test_event_catalogue.py) holds every declared field to the
+    producer's schema, so a producer cannot drop or rename a field somebody reads, and
+    fails for a handler that declares nothing."""
 
     def __init__(self, fn: Callable[[UnitOfWork, list[Event[Any]]], None], *,
-                 batched: bool) -> None:
+                 batched: bool, reads: Iterable[str] | None = None) -> None:
         self.fn = fn
         self.batched = batched
+        self.reads = frozenset(reads) if reads is not None else None
         self.__name__ = getattr(fn, "__name__", "handler")
 
     def __call__(self, uow: UnitOfWork, events: list[Event[Any]]) -> None:
         self.fn(uow, events)
 
 
-def each(fn: Callable[[UnitOfWork, Event[P]], None]) -> Handler:
+def each(fn: Callable[[UnitOfWork, Event[P]], None], *,
+         reads: Iterable[str] | None = None) -> Handler:
     def one_by_one(uow: UnitOfWork, events: list[Event[Any]]) -> None:
         for event in events:
             with logs.log_context(event_id=event.id, correlation_id=event.correlation_id):
                 fn(uow, event)
 
     one_by_one.__name__ = getattr(fn, "__name__", "handler")
-    return Handler(one_by_one, batched=False)
+    return Handler(one_by_one, batched=False, reads=reads)
 
 
-def batch(fn: Callable[[UnitOfWork, list[Event[P]]], None]) -> Handler:
-    return Handler(fn, batched=True)
+def batch(fn: Callable[[UnitOfWork, list[Event[P]]], None], *,
+          reads: Iterable[str] | None = None) -> Handler:
+    return Handler(fn, batched=True, reads=reads)
 
 
 Handlers = dict[str, Handler]

@@ -4,7 +4,7 @@ tokens issued before it (`shared.tombstones`, told by the table's NOTIFY trigger
 
 Plumbing identical in every service: auth records its own revocation with
 `record_revocation` in the transaction that ends the sessions; goals, diary and stories
-register `on_sessions_revoked` as their handler.
+register `on_sessions_revoked_handler` (the handler with its declared reads).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.consumer import each
 from shared.db import UnitOfWork
 from shared.events import Event, SessionsRevoked
 
@@ -32,3 +33,7 @@ def record_revocation(uow: UnitOfWork, *, user_id: str, revoked_at: datetime) ->
 
 def on_sessions_revoked(uow: UnitOfWork, event: Event[SessionsRevoked]) -> None:
     record_revocation(uow, user_id=event.data.user_id, revoked_at=event.data.revoked_at)
+
+
+# What goals, diary and stories register for auth.user.sessions_revoked, with its contract.
+on_sessions_revoked_handler = each(on_sessions_revoked, reads=("user_id", "revoked_at"))

@@ -23,9 +23,12 @@ def on_story_generated(uow: UnitOfWork, event: Event[StoryGenerated]) -> None:
                                         generated_at=event.data.generated_at)
 
 
+# The fields each handler reads (its contract with the producer).
+GOAL_FIELDS = ("goal_id", "user_id", "period", "version")
+
 HANDLERS: Handlers = {
-    "goals.goal.completed": batch(on_goal_events),
-    "goals.goal.reopened": batch(on_goal_events),
-    "goals.goal.deleted": batch(on_goal_events),
-    "stories.story.generated": each(on_story_generated),
+    "goals.goal.completed": batch(on_goal_events, reads=GOAL_FIELDS),
+    "goals.goal.reopened": batch(on_goal_events, reads=GOAL_FIELDS),
+    "goals.goal.deleted": batch(on_goal_events, reads=GOAL_FIELDS),
+    "stories.story.generated": each(on_story_generated, reads=("user_id", "generated_at")),
 }

@@ -6,7 +6,7 @@ from services.diary.usecases import forget_user, remember_author
 from shared.consumer import Handlers, each
 from shared.db import UnitOfWork
 from shared.events import Event, UserDeleted, UserProfile
-from shared.revocations import on_sessions_revoked
+from shared.revocations import on_sessions_revoked_handler
 
 
 def on_user_profile(uow: UnitOfWork, event: Event[UserProfile]) -> None:
@@ -17,9 +17,12 @@ def on_user_deleted(uow: UnitOfWork, event: Event[UserDeleted]) -> None:
     forget_user(uow.session, user_id=event.data.user_id)
 
 
+# The fields each handler reads (its contract with the producer).
+AUTHOR_FIELDS = ("user_id", "name", "image")
+
 HANDLERS: Handlers = {
-    "auth.user.registered": each(on_user_profile),
-    "auth.user.updated": each(on_user_profile),
-    "auth.user.deleted": each(on_user_deleted),
-    "auth.user.sessions_revoked": each(on_sessions_revoked),
+    "auth.user.registered": each(on_user_profile, reads=AUTHOR_FIELDS),
+    "auth.user.updated": each(on_user_profile, reads=AUTHOR_FIELDS),
+    "auth.user.deleted": each(on_user_deleted, reads=("user_id",)),
+    "auth.user.sessions_revoked": on_sessions_revoked_handler,
 }

@@ -6,7 +6,7 @@ from services.goals.usecases import forget_user
 from shared.consumer import Handlers, each
 from shared.db import UnitOfWork
 from shared.events import Event, UserDeleted
-from shared.revocations import on_sessions_revoked
+from shared.revocations import on_sessions_revoked_handler
 
 
 def on_user_deleted(uow: UnitOfWork, event: Event[UserDeleted]) -> None:
@@ -14,6 +14,6 @@ def on_user_deleted(uow: UnitOfWork, event: Event[UserDeleted]) -> None:
 
 
 HANDLERS: Handlers = {
-    "auth.user.deleted": each(on_user_deleted),
-    "auth.user.sessions_revoked": each(on_sessions_revoked),
+    "auth.user.deleted": each(on_user_deleted, reads=("user_id",)),
+    "auth.user.sessions_revoked": on_sessions_revoked_handler,
 }

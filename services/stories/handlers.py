@@ -15,7 +15,7 @@ from shared.events import (
     UserDeleted,
     UserProfile,
 )
-from shared.revocations import on_sessions_revoked
+from shared.revocations import on_sessions_revoked_handler
 
 
 def on_user_profile(uow: UnitOfWork, event: Event[UserProfile]) -> None:
@@ -53,17 +53,23 @@ def on_post_withdrawn(uow: UnitOfWork, event: Event[PostChanged]) -> None:
     readmodels.forget_post(uow.session, post=event.data)
 
 
+# The fields each handler reads (its contract with the producer).
+POST_FIELDS = ("post_id", "author_id", "title", "published_at", "version")
+GOAL_STATUS_FIELDS = ("goal_id", "user_id", "period", "version")
+
 HANDLERS: Handlers = {
-    "auth.user.registered": each(on_user_profile),
-    "auth.user.updated": each(on_user_profile),
-    "auth.user.deleted": each(on_user_deleted),
-    "auth.user.sessions_revoked": each(on_sessions_revoked),
-    "goals.goal.created": each(on_goal_snapshot),
-    "goals.goal.updated": each(on_goal_snapshot),
-    "goals.goal.completed": each(on_goal_completed),
-    "goals.goal.reopened": each(on_goal_reopened),
-    "goals.goal.deleted": each(on_goal_deleted),
-    "diary.post.published": each(on_post_published),
-    "diary.post.unpublished": each(on_post_withdrawn),
-    "diary.post.deleted": each(on_post_withdrawn),
+    "auth.user.registered": each(on_user_profile,
+                                 reads=("user_id", *readmodels.PROFILE_FIELDS)),
+    "auth.user.updated": each(on_user_profile, reads=("user_id", *readmodels.PROFILE_FIELDS)),
+    "auth.user.deleted": each(on_user_deleted, reads=("user_id",)),
+    "auth.user.sessions_revoked": on_sessions_revoked_handler,
+    "goals.goal.created": each(on_goal_snapshot, reads=readmodels.GOAL_FIELDS),
+    "goals.goal.updated": each(on_goal_snapshot, reads=readmodels.GOAL_FIELDS),
+    "goals.goal.completed": each(on_goal_completed,
+                                 reads=(*GOAL_STATUS_FIELDS, "completed_at")),
+    "goals.goal.reopened": each(on_goal_reopened, reads=GOAL_STATUS_FIELDS),
+    "goals.goal.deleted": each(on_goal_deleted, reads=("goal_id", "user_id")),
+    "diary.post.published": each(on_post_published, reads=POST_FIELDS),
+    "diary.post.unpublished": each(on_post_withdrawn, reads=POST_FIELDS),
+    "diary.post.deleted": each(on_post_withdrawn, reads=POST_FIELDS),
 }

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from services.stories.models import DeletedGoal, GoalView, PostView, Profile, WithdrawnPost
 from shared.events import GoalCompleted, GoalSnapshot, GoalWithdrawn, PostChanged, UserProfile
 
+GOAL_FIELDS = ("goal_id", "user_id", "title", "period", "status", "start_date", "deadline",
+               "completed_at", "version")
 PROFILE_FIELDS = ("name", "current_role", "experience_level", "industry",
                   "years_of_experience", "current_skills", "target_skills", "bio",
                   "current_goals")
@@ -54,9 +56,7 @@ def record_goal(session: Session, *, goal: GoalSnapshot) -> None:
     """A created/updated snapshot: the whole goal at its version."""
     if _was_deleted(session, goal.goal_id):
         return
-    _upsert_goal(session, {name: getattr(goal, name) for name in (
-        "goal_id", "user_id", "title", "period", "status", "start_date", "deadline",
-        "completed_at", "version")})
+    _upsert_goal(session, {name: getattr(goal, name) for name in GOAL_FIELDS})
     # A status event that overtook this snapshot left title and dates unknown: fill them.
     session.execute(
         update(GoalView)

@@ -35,6 +35,27 @@ def test_every_catalogue_type_has_a_consumer_or_a_documented_reason() -> None:
     assert not set(events.UNCONSUMED) & consumed, "a consumed type is listed as unconsumed"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_field_a_consumer_reads_is_one_its_producer_sends(service: str) -> None:
+    """Consumer contracts: each handler declares the payload fields it reads; every one
+    must be in the producer's schema (the catalogue's), so a producer that drops or renames
+    a field somebody reads fails here, naming who."""
+    for type_, handler in sorted(handlers_of(service).items()):
+        assert handler.reads is not None, (
+            f"{service}'s handler of {type_} declares no fields: each(fn, reads=(...))")
+        sent = set(events.CATALOGUE[type_]._declared_fields)
+        missing = sorted(handler.reads - sent)
+        assert not missing, f"{service} reads {missing} of {type_}, which its producer lacks"
+
+
+def test_a_dropped_field_that_a_consumer_reads_is_caught() -> None:
+    """The check above can fail: goals without user_id in auth.user.deleted."""
+    handler = handlers_of("goals")["auth.user.deleted"]
+    assert handler.reads is not None
+    sent = set(events.CATALOGUE["auth.user.deleted"]._declared_fields) - {"user_id"}
+    assert handler.reads - sent == {"user_id"}
+
+
 def sample(field: Any) -> Any:
     if isinstance(field, fields.DateTime):
         return datetime(2026, 12, 1, tzinfo=UTC)
