@@ -12,7 +12,7 @@ SERVICE ?=
 SERVICES := auth goals diary stories
 ARGS    ?=
 
-.PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
+.PHONY: help install run stop restart status logs bootstrap migrate test test-unit test-edge bench lint \
         dlq replay-dlq nginx-compose clean
 
 help: ## list the targets
@@ -49,6 +49,9 @@ migrate: bootstrap ## alembic upgrade head for SERVICE (default: every service)
 
 test: install ## run the test suite (it bootstraps its own database growth_diary_test)
 	$(VENV)/bin/pytest -q $(ARGS)
+
+test-edge: install ## schemathesis (every check, fixed seed) and the authorization matrix, through a gateway
+	$(VENV)/bin/pytest -q tests/edge $(ARGS)
 
 test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (seconds)
 	$(VENV)/bin/pytest -q -m unit $(ARGS)
