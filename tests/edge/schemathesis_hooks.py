@@ -9,6 +9,7 @@ is called with the service credential.
 
 from __future__ import annotations
 
+import ast
 import os
 import threading
 from datetime import UTC, datetime
@@ -20,6 +21,19 @@ import schemathesis
 from services.auth.passwords import check_policy
 from shared.errors import Invalid
 from shared.ids import new_id
+
+# CPython 3.11's ast.parse is not safe in threads ("AST constructor recursion depth mismatch",
+# gh-106905, fixed in 3.12), and Hypothesis parses lambdas' sources while schemathesis's workers
+# generate cases side by side: one parse at a time.
+_ast_parse, _ast_lock = ast.parse, threading.Lock()
+
+
+def _parse_alone(*args: Any, **kwargs: Any) -> Any:
+    with _ast_lock:
+        return _ast_parse(*args, **kwargs)
+
+
+ast.parse = _parse_alone  # type: ignore[assignment]
 
 GATEWAY = os.environ.get("EDGE_GATEWAY_URL", "")
 ADAPTER_SECRET = os.environ.get("EDGE_ADAPTER_SECRET", "")
