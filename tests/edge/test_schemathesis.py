@@ -23,7 +23,8 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 HERE = Path(__file__).resolve().parent
 SEED = 20261201
 MAX_EXAMPLES = 12  # per operation, in fuzzing and stateful testing (coverage is exhaustive)
-RUN_TIMEOUT_S = 115  # the whole run, every document at once
+BUDGET_S = 120  # the whole run, every document at once
+KILL_AFTER_S = 300  # a run this slow is stopped (and fails), rather than hang the suite
 # Checks a document cannot pass by design, each with its reason.
 EXCLUDED_CHECKS = {
     # Auth.js's adapter contract: looking up what is not there (or no longer) answers 200
@@ -81,15 +82,18 @@ def runs(edge_system: System, tmp_path_factory: pytest.TempPathFactory) -> dict[
         processes[document] = (subprocess.Popen(argv, env=env, stdout=out,
                                                 stderr=subprocess.STDOUT, cwd=folder),
                                folder / "schemathesis.txt", out)
-    results = {}
-    for document, (process, saved, out) in processes.items():
-        try:
-            code = process.wait(timeout=max(1.0, RUN_TIMEOUT_S - (time.monotonic() - started)))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            code = process.wait()
-        out.close()
-        results[document] = Run(code, saved.read_text(), time.monotonic() - started, saved)
+    results: dict[str, Run] = {}
+    while len(results) < len(processes):
+        for document, (process, saved, out) in processes.items():
+            if document in results:
+                continue
+            took = time.monotonic() - started
+            if process.poll() is None and took > KILL_AFTER_S:
+                process.kill()
+            if process.poll() is not None:
+                out.close()
+                results[document] = Run(process.wait(), saved.read_text(), took, saved)
+        time.sleep(0.2)
     return results
 
 
@@ -104,7 +108,8 @@ def test_schemathesis_finds_nothing(runs: dict[str, Run], document: str) -> None
 
 
 def test_the_whole_run_stays_under_two_minutes(runs: dict[str, Run]) -> None:
-    assert max(run.took_s for run in runs.values()) < RUN_TIMEOUT_S
+    took = {document: round(run.took_s) for document, run in runs.items()}
+    assert max(took.values()) < BUDGET_S, took
 
 
 def findings(output: str) -> str:
