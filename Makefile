@@ -18,8 +18,8 @@ CONFIRM ?=
 LINTED  := shared services studio tests deploy bench
 
 .PHONY: help install reinstall run stop restart status logs bootstrap migrate check migration \
-        reset studio studio-stop test test-unit bench lint dlq replay-dlq nginx-compose asyncapi \
-        k8s k8s-render lock clean purge
+        reset studio studio-stop test test-unit test-edge bench lint dlq replay-dlq nginx-compose \
+        asyncapi k8s k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +81,9 @@ studio-stop: ## stop the studio (by its pid file, var/run/studio.pid)
 
 test: install ## run the test suite (it bootstraps its own database growth_diary_test)
 	$(VENV)/bin/pytest -q $(ARGS)
+
+test-edge: install ## schemathesis (every check, fixed seed) and the authorization matrix, through a gateway
+	$(VENV)/bin/pytest -q tests/edge $(ARGS)
 
 test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (seconds)
 	$(VENV)/bin/pytest -q -m unit $(ARGS)

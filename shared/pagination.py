@@ -1,16 +1,19 @@
 """Keyset pagination, newest first: stable under inserts, an index range scan per page.
 
-The cursor is opaque to clients (base64 of the last row's created_at and id).
+The cursor is opaque to clients: they pass back a page's `nextCursor`. Its format is still
+exact and documented (`cursor_field`'s pattern: the last row's created_at in microseconds
+since 1970, in hex, a dot, its id), so every string of that form is a cursor the API takes
+and the document tells the truth about what a request may carry.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from marshmallow import fields, validate
 from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.orm import Session
 
@@ -25,18 +28,29 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+# 14 hex digits of microseconds reach the year 4253; ids are cuids (lowercase letters, digits)
+CURSOR_PATTERN = r"^[0-9a-f]{1,14}\.[0-9a-z]{1,32}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+NOT_A_CURSOR = "Not a cursor returned by this API."
+
+
+def cursor_field() -> fields.String:
+    """The `cursor` query parameter of every keyset-paginated list."""
+    return fields.String(validate=validate.Regexp(_CURSOR, error=NOT_A_CURSOR), metadata={
+        "description": "The `nextCursor` of the previous page."})
+
+
 def encode_cursor(created_at: datetime, id_: str) -> str:
-    raw = f"{created_at.isoformat()}|{id_}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{(created_at - _EPOCH) // _MICROSECOND:x}.{id_}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, id_ = raw.split("|", 1)
-        return datetime.fromisoformat(created), id_
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid({"cursor": ["Not a cursor returned by this API."]}) from exc
+    if not _CURSOR.match(cursor):
+        raise Invalid({"cursor": [NOT_A_CURSOR]})
+    micros, id_ = cursor.split(".", 1)
+    return _EPOCH + int(micros, 16) * _MICROSECOND, id_
 
 
 def newest_first(

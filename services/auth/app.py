@@ -11,7 +11,23 @@ from services.auth.authjs.api import adapter_blp
 from services.auth.recovery.api import recovery_blp
 from services.auth.settings import AuthSettings
 from services.auth.tokens import TokenIssuer
-from shared.http import create_service_app
+from shared.http import Document, create_service_app
+
+# The gateway does not route /auth/adapter/: the Next.js server calls auth directly, and
+# reads the adapter's own document at /auth/adapter/openapi.json.
+ADAPTER_DOCUMENT = Document(
+    name="ADAPTER",
+    title="Auth: the Auth.js adapter",
+    description="The Auth.js (NextAuth) database adapter over HTTP, for the Next.js server "
+                "only (not routed by the gateway). Every route needs the service credential: "
+                "`Authorization: Bearer <AUTH_ADAPTER_SECRET>`. Docs: docs/authjs-adapter.md.",
+    prefix="/auth/adapter",
+    blueprints=[adapter_blp],
+    security_schemes={"serviceCredential": {
+        "type": "http", "scheme": "bearer",
+        "description": "The AUTH_ADAPTER_SECRET shared with the Next.js server."}},
+    security=[{"serviceCredential": []}],
+)
 
 
 def create_app(
@@ -35,8 +51,8 @@ def create_app(
         blueprints=[
             blp,
             recovery_blp,
-            adapter_blp,
         ],
+        documents=(ADAPTER_DOCUMENT,),
         config=config,
         **wiring,
     )

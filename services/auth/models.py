@@ -114,7 +114,7 @@ class Account(Base):
     provider_account_id: Mapped[str] = mapped_column(Text)
     refresh_token: Mapped[str | None] = mapped_column(Text)
     access_token: Mapped[str | None] = mapped_column(Text)
-    expires_at: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)  # Unix seconds
     token_type: Mapped[str | None] = mapped_column(Text)
     scope: Mapped[str | None] = mapped_column(Text)
     id_token: Mapped[str | None] = mapped_column(Text)

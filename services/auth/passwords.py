@@ -22,6 +22,7 @@ from pathlib import Path
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from shared.config import env_int
 from shared.errors import Invalid
 
 MIN_LENGTH = 8
@@ -30,7 +31,12 @@ MAX_LENGTH = 128
 # django.contrib.auth, BSD licence), keeping the entries long enough to pass MIN_LENGTH.
 COMMON_PASSWORDS = Path(__file__).with_name("common_passwords.txt")
 
-_HASHER = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=1, hash_len=32,
+# AUTH_ARGON2_MEMORY_KIB / AUTH_ARGON2_TIME_COST tune the cost to a machine (read once, at
+# import), never below the ASVS floor: lower values are raised to it.
+ASVS_MEMORY_KIB, ASVS_TIME_COST = 19 * 1024, 2
+MEMORY_KIB = max(ASVS_MEMORY_KIB, env_int("AUTH_ARGON2_MEMORY_KIB", 64 * 1024))
+TIME_COST = max(ASVS_TIME_COST, env_int("AUTH_ARGON2_TIME_COST", 3))
+_HASHER = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_KIB, parallelism=1, hash_len=32,
                          salt_len=16, type=Type.ID)
 # Verified against when there is no stored hash, so an unknown email costs as much time as
 # a wrong password and response times do not tell which emails have accounts.

@@ -24,6 +24,7 @@ from shared import logs, tracing
 from shared.config import Settings
 from shared.db import Database
 from shared.http.context import ServiceContext
+from shared.http.openapi import Document
 from shared.http.probes import register_probes
 from shared.http.problems import ProblemApi, register_error_handlers
 from shared.tokens import TokenVerifier
@@ -58,8 +59,10 @@ def create_service_app(
     db: Database | None = None,
     verifier: TokenVerifier | None = None,
     config: dict[str, Any] | None = None,
+    documents: tuple[Document, ...] = (),
 ) -> Flask:
-    """The skeleton every service's `create_app` fills with its blueprints."""
+    """The skeleton every service's `create_app` fills with its blueprints (and, for routes
+    the gateway does not route, `documents` of their own)."""
     svc = settings.service
     logs.configure_logging(svc, settings.log_level)
     # templates/swagger_ui.html overrides flask-smorest's (the app's folder is searched first)
@@ -90,6 +93,8 @@ def create_service_app(
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    for document in documents:
+        _register_document(app, svc, document)
     _register_docs_assets(app, svc)
     _register_request_hooks(app, svc)
     register_error_handlers(app, api)
@@ -98,6 +103,28 @@ def create_service_app(
         tracing.instrument_app(app)
         tracing.instrument_engine(db.engine)
     return app
+
+
+def _register_document(app: Flask, svc: str, document: Document) -> None:
+    key = f"{document.name}_"
+    spec_options: dict[str, Any] = {"info": {"description": document.description}}
+    if document.security_schemes:
+        spec_options["components"] = {"securitySchemes": document.security_schemes}
+    if document.security:
+        spec_options["security"] = document.security
+    app.config.update({
+        f"{key}API_TITLE": document.title,
+        f"{key}API_VERSION": app.config["API_VERSION"],
+        f"{key}OPENAPI_VERSION": app.config["OPENAPI_VERSION"],
+        f"{key}OPENAPI_URL_PREFIX": document.prefix,
+        f"{key}OPENAPI_JSON_PATH": "openapi.json",
+        f"{key}OPENAPI_SWAGGER_UI_PATH": "docs",
+        f"{key}OPENAPI_SWAGGER_UI_URL": f"/{svc}/docs/assets/",
+        f"{key}API_SPEC_OPTIONS": spec_options,
+    })
+    api = ProblemApi(app, config_prefix=key)
+    for blueprint in document.blueprints:
+        api.register_blueprint(blueprint)
 
 
 def _register_docs_assets(app: Flask, svc: str) -> None:

@@ -6,11 +6,16 @@ gives the same parsing and the same OpenAPI document for none of that cost.
 
 A JSON body nested deeper than MAX_JSON_DEPTH is refused with a 400 before it is parsed:
 Python's parser would recurse into it and fail with a RecursionError (a 500).
+
+A JSON body the document says is required is required: a request without one is a 422
+(webargs alone would load it as `{}`, and a schema with no required field would take it).
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 import flask
@@ -18,7 +23,7 @@ import flask_smorest
 from flask_smorest.utils import resolve_schema_instance
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, UnprocessableEntity
 
 MAX_JSON_DEPTH = 32
 # A string (whole, escapes included) or a bracket: strings are skipped in one regex step.
@@ -53,5 +58,22 @@ class BoundedParser(FlaskParser):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = BoundedParser()
 
-    def arguments(self, schema: Any, **kwargs: Any) -> Any:
-        return super().arguments(resolve_schema_instance(schema), **kwargs)
+    def arguments(self, schema: Any, *, location: str = "json", required: bool = True,
+                  **kwargs: Any) -> Any:
+        parse = super().arguments(resolve_schema_instance(schema), location=location,
+                                  required=required, **kwargs)
+        if location != "json" or not required:
+            return parse
+
+        def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+            parsing = parse(view)
+
+            @functools.wraps(parsing)
+            def wrapper(*args: Any, **kw: Any) -> Any:
+                if not flask.request.get_data(cache=True).strip():
+                    raise UnprocessableEntity("A JSON body is required")
+                return parsing(*args, **kw)
+
+            return wrapper
+
+        return decorator

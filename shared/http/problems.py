@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from shared import logs
 from shared.db import is_database_outage
 from shared.errors import DomainError, TooManyRequests
+from shared.http.openapi import TruthfulMarshmallowPlugin
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -26,7 +27,11 @@ OUTAGE_RETRY_AFTER_S = 2
 
 
 class ProblemSchema(ma.Schema):
-    """RFC 9457 problem details; `errors` maps each bad field to its messages."""
+    """RFC 9457 problem details; `errors` maps each bad field to its messages, `requestId`
+    is the request's X-Request-ID. Other members may appear (RFC 9457's extensions)."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # documented as additionalProperties: true
 
     type = ma.fields.String()
     title = ma.fields.String()
@@ -34,6 +39,7 @@ class ProblemSchema(ma.Schema):
     detail = ma.fields.String()
     instance = ma.fields.String()
     errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()))
+    requestId = ma.fields.String()
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
@@ -72,6 +78,10 @@ class ProblemApi(Api):
     such: every error response in the OpenAPI document is `application/problem+json`."""
 
     ERROR_SCHEMA = ProblemSchema
+
+    def __init__(self, app: Flask | None = None, *, config_prefix: str = "") -> None:
+        super().__init__(app, config_prefix=config_prefix,
+                         spec_kwargs={"marshmallow_plugin": TruthfulMarshmallowPlugin()})
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

@@ -95,7 +95,7 @@ def refresh(body: dict[str, Any]) -> AccessToken:
 
 
 @blp.route("/logout", methods=["POST"])
-@blp.arguments(LogoutSchema)
+@blp.arguments(LogoutSchema, required=False)
 @blp.response(204)
 @blp.doc(security=[{}, *SECURITY])
 def logout(body: dict[str, Any]) -> None:

@@ -8,25 +8,46 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
-from services.auth.fields import SECRET, EmailAddress
+from services.auth.fields import (
+    NEW_PASSWORD,
+    NEW_PASSWORD_RULES,
+    NOT_WHITESPACE,
+    SECRET,
+    WHITESPACE,
+    EmailAddress,
+    web_url,
+)
 from services.auth.models import ExperienceLevel
 from services.auth.tokens import TOKEN_TYPE
 from shared.schemas import Schema
 
-SHORT = validate.Length(min=1, max=100)
+SHORT_MAX = 100
 
 
 class Trimmed(fields.String):
-    """A string with surrounding whitespace removed before it is validated."""
+    """Up to `max_length` characters as sent, not only whitespace; stored with the
+    surrounding whitespace removed. Documented as checked: maxLength, and a pattern that
+    asks for one character that is not whitespace (JavaScript's whitespace: what is stripped)."""
+
+    def __init__(self, *, max_length: int = SHORT_MAX, **kwargs: Any) -> None:
+        metadata = {"maxLength": max_length, "pattern": NOT_WHITESPACE,
+                    **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+        self.max_length = max_length
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > self.max_length:
+            raise ValidationError(f"Longer than {self.max_length} characters.")
+        if not text.strip(WHITESPACE):
+            raise ValidationError("Must not be empty or only whitespace.")
+        return text.strip(WHITESPACE)
 
 
 def _phrases(attribute: str, description: str) -> fields.List:
-    return fields.List(Trimmed(validate=SHORT), attribute=attribute,
+    return fields.List(Trimmed(), attribute=attribute,
                        validate=validate.Length(max=50),
                        metadata={"description": f"{description} (up to 50, 100 chars each)."})
 
@@ -50,23 +71,24 @@ class PublicProfileSchema(Schema):
 class ProfileSchema(PublicProfileSchema):
     email = fields.String(dump_only=True)
     verified = fields.Boolean(dump_only=True)
-    emailVerified = fields.AwareDateTime(attribute="email_verified", dump_only=True)
+    emailVerified = fields.AwareDateTime(attribute="email_verified", dump_only=True,
+                                         allow_none=True)
     dailyGenerationCount = fields.Integer(attribute="daily_generation_count", dump_only=True)
-    lastGenerationDate = fields.AwareDateTime(attribute="last_generation_date", dump_only=True)
+    lastGenerationDate = fields.AwareDateTime(attribute="last_generation_date", dump_only=True,
+                                              allow_none=True)
     updatedAt = fields.AwareDateTime(attribute="updated_at", dump_only=True)
 
 
 class ProfileUpdateSchema(Schema):
     """Only the career profile; send null (or []) to clear a field."""
 
-    name = Trimmed(validate=SHORT, allow_none=True)
-    image = fields.URL(schemes={"http", "https"}, validate=validate.Length(max=2048),
-                       allow_none=True)
-    currentRole = Trimmed(attribute="current_role", validate=SHORT, allow_none=True)
+    name = Trimmed(allow_none=True)
+    image = web_url(allow_none=True)
+    currentRole = Trimmed(attribute="current_role", allow_none=True)
     experienceLevel = fields.Enum(ExperienceLevel, attribute="experience_level")
-    industry = Trimmed(validate=SHORT, allow_none=True)
+    industry = Trimmed(allow_none=True)
     yearsOfExperience = fields.Integer(attribute="years_of_experience", allow_none=True,
-                                       validate=validate.Range(min=0, max=80))
+                                       strict=True, validate=validate.Range(min=0, max=80))
     currentSkills = _phrases("current_skills", "Skills you have")
     targetSkills = _phrases("target_skills", "Skills you want to learn")
     bio = fields.String(validate=validate.Length(max=2000), allow_none=True)
@@ -75,9 +97,9 @@ class ProfileUpdateSchema(Schema):
 
 class RegisterSchema(Schema):
     email = EmailAddress(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, load_only=True, validate=SECRET, metadata={
-        "description": "8 to 128 characters, not a commonly used password."})
-    name = Trimmed(validate=SHORT, allow_none=True)
+    password = fields.String(required=True, load_only=True, validate=NEW_PASSWORD,
+                             metadata={"description": NEW_PASSWORD_RULES})
+    name = Trimmed(allow_none=True)
 
 
 class LoginSchema(Schema):

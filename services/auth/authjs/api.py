@@ -17,13 +17,17 @@ from flask import Response, request
 
 from services.auth.authjs import usecases
 from services.auth.authjs.schemas import (
+    AdapterAccountOrNullSchema,
     AdapterAccountSchema,
-    AdapterSessionAndUserSchema,
+    AdapterSessionAndUserOrNullSchema,
+    AdapterSessionOrNullSchema,
     AdapterSessionSchema,
     AdapterSessionTokenSchema,
     AdapterSessionUpdateSchema,
+    AdapterUserOrNullSchema,
     AdapterUserSchema,
     AdapterUserUpdateSchema,
+    AdapterVerificationTokenOrNullSchema,
     AdapterVerificationTokenSchema,
     AdapterVerificationTokenUseSchema,
 )
@@ -74,21 +78,21 @@ def create_user(body: dict[str, Any]) -> User:
 
 
 @adapter_blp.route("/users/<user_id>", methods=["GET"])
-@adapter_blp.response(200, AdapterUserSchema)
+@adapter_blp.response(200, AdapterUserOrNullSchema)
 def get_user(user_id: str) -> User | None:
     """getUser: the user, or null"""
     return usecases.get_user(unit_of_work(), user_id=user_id)
 
 
 @adapter_blp.route("/users/by-email/<path:email>", methods=["GET"])
-@adapter_blp.response(200, AdapterUserSchema)
+@adapter_blp.response(200, AdapterUserOrNullSchema)
 def get_user_by_email(email: str) -> User | None:
     """getUserByEmail: the user, or null (emails compare case-insensitively)"""
     return usecases.get_user_by_email(unit_of_work(), email=email)
 
 
 @adapter_blp.route("/users/by-account/<provider>/<path:provider_account_id>", methods=["GET"])
-@adapter_blp.response(200, AdapterUserSchema)
+@adapter_blp.response(200, AdapterUserOrNullSchema)
 def get_user_by_account(provider: str, provider_account_id: str) -> User | None:
     """getUserByAccount: the user the provider account is linked to, or null"""
     return usecases.get_user_by_account(unit_of_work(), provider=provider,
@@ -105,7 +109,7 @@ def update_user(body: dict[str, Any], user_id: str) -> User:
 
 
 @adapter_blp.route("/users/<user_id>", methods=["DELETE"])
-@adapter_blp.response(200, AdapterUserSchema)
+@adapter_blp.response(200, AdapterUserOrNullSchema)
 def delete_user(user_id: str) -> User | None:
     """deleteUser: the user and their accounts and sessions go, as with DELETE /auth/me"""
     return usecases.delete_user(unit_of_work(), user_id=user_id)
@@ -124,7 +128,7 @@ def link_account(body: dict[str, Any]) -> Account:
 
 
 @adapter_blp.route("/accounts/<provider>/<path:provider_account_id>", methods=["GET"])
-@adapter_blp.response(200, AdapterAccountSchema)
+@adapter_blp.response(200, AdapterAccountOrNullSchema)
 def get_account(provider: str, provider_account_id: str) -> Account | None:
     """getAccount: the provider account, or null"""
     return usecases.get_account(unit_of_work(), provider=provider,
@@ -132,7 +136,7 @@ def get_account(provider: str, provider_account_id: str) -> Account | None:
 
 
 @adapter_blp.route("/accounts/<provider>/<path:provider_account_id>", methods=["DELETE"])
-@adapter_blp.response(200, AdapterAccountSchema)
+@adapter_blp.response(200, AdapterAccountOrNullSchema)
 def unlink_account(provider: str, provider_account_id: str) -> Account | None:
     """unlinkAccount: the unlinked account, or null if it was not linked"""
     return usecases.unlink_account(unit_of_work(), provider=provider,
@@ -153,7 +157,7 @@ def create_session(body: dict[str, Any]) -> usecases.AdapterSession:
 
 @adapter_blp.route("/sessions/lookup", methods=["POST"])
 @adapter_blp.arguments(AdapterSessionTokenSchema)
-@adapter_blp.response(200, AdapterSessionAndUserSchema)
+@adapter_blp.response(200, AdapterSessionAndUserOrNullSchema)
 def get_session_and_user(body: dict[str, Any]) -> usecases.SessionAndUser | None:
     """getSessionAndUser: the session and its user, or null (expired ones too)"""
     return usecases.get_session_and_user(unit_of_work(), **body)
@@ -161,7 +165,7 @@ def get_session_and_user(body: dict[str, Any]) -> usecases.SessionAndUser | None
 
 @adapter_blp.route("/sessions/update", methods=["POST"])
 @adapter_blp.arguments(AdapterSessionUpdateSchema)
-@adapter_blp.response(200, AdapterSessionSchema)
+@adapter_blp.response(200, AdapterSessionOrNullSchema)
 def update_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
     """updateSession: change expires (or userId), or null if there is no such session"""
     return usecases.update_session(unit_of_work(), **body)
@@ -169,7 +173,7 @@ def update_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
 
 @adapter_blp.route("/sessions/delete", methods=["POST"])
 @adapter_blp.arguments(AdapterSessionTokenSchema)
-@adapter_blp.response(200, AdapterSessionSchema)
+@adapter_blp.response(200, AdapterSessionOrNullSchema)
 def delete_session(body: dict[str, Any]) -> usecases.AdapterSession | None:
     """deleteSession: the deleted session, or null if there was none"""
     return usecases.delete_session(unit_of_work(), **body)
@@ -189,7 +193,7 @@ def create_verification_token(body: dict[str, Any]) -> usecases.IssuedToken:
 
 @adapter_blp.route("/verification-tokens/use", methods=["POST"])
 @adapter_blp.arguments(AdapterVerificationTokenUseSchema)
-@adapter_blp.response(200, AdapterVerificationTokenSchema)
+@adapter_blp.response(200, AdapterVerificationTokenOrNullSchema)
 def use_verification_token(body: dict[str, Any]) -> usecases.IssuedToken | None:
     """useVerificationToken: the token, deleted as it is returned; null on a second use"""
     return usecases.use_verification_token(unit_of_work(), **body)

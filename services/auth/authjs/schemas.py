@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, fields, validate
 
-from services.auth.fields import EmailAddress
+from services.auth.fields import EmailAddress, web_url
 from shared.schemas import Schema
 
 ACCOUNT_TYPES = ("oauth", "oidc", "email", "webauthn")
@@ -38,8 +38,7 @@ class AdapterUserSchema(Nullable):
     name = fields.String(allow_none=True, validate=validate.Length(max=255))
     email = EmailAddress(required=True, validate=validate.Length(max=254))
     emailVerified = _when("email_verified", allow_none=True)
-    image = fields.URL(schemes={"http", "https"}, validate=validate.Length(max=2048),
-                       allow_none=True)
+    image = web_url(allow_none=True)
 
 
 class AdapterUserUpdateSchema(AdapterUserSchema):
@@ -57,7 +56,9 @@ class AdapterAccountSchema(Nullable):
                                       validate=KEY)
     refresh_token = fields.String(allow_none=True)
     access_token = fields.String(allow_none=True)
-    expires_at = fields.Integer(allow_none=True, metadata={"description": "Unix seconds."})
+    expires_at = fields.Integer(allow_none=True, strict=True,
+                                validate=validate.Range(min=-(2**63), max=2**63 - 1),
+                                metadata={"description": "Unix seconds."})
     token_type = fields.String(allow_none=True)
     scope = fields.String(allow_none=True)
     id_token = fields.String(allow_none=True)
@@ -96,3 +97,26 @@ class AdapterVerificationTokenSchema(Nullable):
 class AdapterVerificationTokenUseSchema(Schema):
     identifier = fields.String(required=True, validate=validate.Length(min=1, max=320))
     token = fields.String(required=True, validate=TOKEN)
+
+
+# Where Auth.js's method returns null, so does the route: these are documented nullable.
+
+
+class AdapterUserOrNullSchema(AdapterUserSchema):
+    OPENAPI_NULLABLE = True
+
+
+class AdapterAccountOrNullSchema(AdapterAccountSchema):
+    OPENAPI_NULLABLE = True
+
+
+class AdapterSessionOrNullSchema(AdapterSessionSchema):
+    OPENAPI_NULLABLE = True
+
+
+class AdapterSessionAndUserOrNullSchema(AdapterSessionAndUserSchema):
+    OPENAPI_NULLABLE = True
+
+
+class AdapterVerificationTokenOrNullSchema(AdapterVerificationTokenSchema):
+    OPENAPI_NULLABLE = True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from services.auth.fields import SECRET, EmailAddress
+from services.auth.fields import NEW_PASSWORD, NEW_PASSWORD_RULES, SECRET, EmailAddress
 from shared.schemas import Schema
 
 LINK_TOKEN = validate.Length(min=1, max=200)
@@ -23,17 +23,16 @@ class ResetRequestSchema(Schema):
 
 
 class ResetConfirmSchema(LinkTokenSchema):
-    password = fields.String(required=True, load_only=True, validate=SECRET, metadata={
-        "description": "The new password: 8 to 128 characters, not a commonly used one."})
+    password = fields.String(required=True, load_only=True, validate=NEW_PASSWORD, metadata={
+        "description": f"The new password: {NEW_PASSWORD_RULES}"})
 
 
 class PasswordChangeSchema(Schema):
     currentPassword = fields.String(attribute="current_password", required=True,
                                     load_only=True, validate=SECRET)
     newPassword = fields.String(attribute="new_password", required=True, load_only=True,
-                                validate=SECRET, metadata={
-                                    "description": "8 to 128 characters, not a commonly used "
-                                                   "password."})
+                                validate=NEW_PASSWORD,
+                                metadata={"description": NEW_PASSWORD_RULES})
 
 
 class AcceptedSchema(Schema):
