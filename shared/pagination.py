@@ -34,6 +34,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, id_ = raw.split("|", 1)
+        if "\x00" in id_:  # PostgreSQL cannot take it as a parameter
+            raise ValueError("NUL in a cursor")
         return datetime.fromisoformat(created), id_
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise Invalid({"cursor": ["Not a cursor returned by this API."]}) from exc
@@ -48,17 +50,39 @@ def newest_first(
     limit: int,
     cursor: str | None = None,
 ) -> Page[Row[Any]]:
-    """One page of `query` (a select of a table's columns) ordered by (created, id)
-    descending.
+    """One page of `query` (a select of columns) ordered by (created, id) descending.
 
     A page is rows, not mapped objects: a list is a read (cosmicpython's CQRS chapter), so
     it needs no identity map or change tracking, and skipping them halves what the ORM
     costs per row. A row reads like the object (`row.user_id`), so schemas dump either.
     """
+    return _page(session, query, created=created, id_=id_, limit=limit, cursor=cursor,
+                 newest=True)
+
+
+def oldest_first(
+    session: Session,
+    query: Select[Any],
+    *,
+    created: ColumnElement[Any],
+    id_: ColumnElement[Any],
+    limit: int,
+    cursor: str | None = None,
+) -> Page[Row[Any]]:
+    """`newest_first` the other way round: (created, id) ascending (a post's replies)."""
+    return _page(session, query, created=created, id_=id_, limit=limit, cursor=cursor,
+                 newest=False)
+
+
+def _page(session: Session, query: Select[Any], *, created: ColumnElement[Any],
+          id_: ColumnElement[Any], limit: int, cursor: str | None, newest: bool
+          ) -> Page[Row[Any]]:
     if cursor:
         after_created, after_id = decode_cursor(cursor)
-        query = query.where(tuple_(created, id_) < tuple_(after_created, after_id))
-    query = query.order_by(created.desc(), id_.desc()).limit(limit + 1)
+        key, after = tuple_(created, id_), tuple_(after_created, after_id)
+        query = query.where(key < after if newest else key > after)
+    order = (created.desc(), id_.desc()) if newest else (created.asc(), id_.asc())
+    query = query.order_by(*order).limit(limit + 1)
     rows = list(session.execute(query).all())
     more = len(rows) > limit
     rows = rows[:limit]

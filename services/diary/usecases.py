@@ -1,28 +1,137 @@
 """What the diary service does. Plain functions of a unit of work; no Flask here.
 
-A post's public life (published, deleted) is recorded as an event in the same transaction
-as the change; each such change bumps the post's version, which the event carries, so a
-consumer can tell a late event from a newer one. A draft is its author's alone: anyone
-else is told it does not exist.
+A post's public life (published, updated while published, unpublished, deleted) is
+recorded as an event in the same transaction as the change; each change bumps the post's
+version, which the event carries, so a consumer can tell a late event from a newer one.
+A draft is its author's alone: anyone else is told it does not exist, as are its likes and
+replies.
+
+Counters (`post_stats`) move in the transaction of the row they count, and only by what
+really happened: `+ 1` when an INSERT returned a row, `- 1` when a DELETE did; never read,
+add and write back. Every like and reply change first takes the post row FOR KEY SHARE,
+so a post's deletion waits for it (no foreign-key error, no lock taken in the other
+order), while likers never block each other on the post.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import (
+    Row,
+    Select,
+    Table,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from services.diary.models import Author, Like, Post, PostStatus, Reply
+from services.diary.models import Author, Like, Post, PostStats, PostStatus, Reply
 from shared.db import UnitOfWork, first_or_not_found, utcnow
+from shared.errors import NotFound
 from shared.events import UserProfile
+from shared.pagination import Page, decode_cursor, newest_first, oldest_first
+
+POSTS = cast(Table, Post.__table__)
+LIKES = cast(Table, Like.__table__)
+REPLIES = cast(Table, Reply.__table__)
+STATS = cast(Table, PostStats.__table__)
+AUTHORS = cast(Table, Author.__table__)
+posts, likes, replies, stats, authors = POSTS.c, LIKES.c, REPLIES.c, STATS.c, AUTHORS.c
+
+# A literal, not a parameter: the planner proves the feed's partial index from it, also in
+# a prepared statement's generic plan.
+PUBLISHED = posts.status == literal_column("'PUBLISHED'")
+_UNSET: Any = object()
 
 
 def post_changed(post: Post) -> dict[str, Any]:
     return {"post_id": post.id, "author_id": post.author_id, "title": post.title,
             "published_at": post.published_at, "version": post.version}
+
+
+# Reads: a post as a list or a single answer shows it (authors and counters by join).
+
+def post_view(viewer_id: str) -> Select[Any]:
+    """Posts with their author (null name and image until auth's profile arrives), their
+    counters and whether `viewer_id` liked each (a probe of the unique (user, post) index)."""
+    liked = exists().where(likes.user_id == viewer_id, likes.post_id == posts.id)
+    return (
+        select(posts.id, posts.title, posts.content, posts.status, posts.author_id,
+               authors.name.label("author_name"), authors.image.label("author_image"),
+               func.coalesce(stats.like_count, 0).label("like_count"),
+               func.coalesce(stats.reply_count, 0).label("reply_count"),
+               liked.label("liked_by_me"),
+               posts.published_at, posts.created_at, posts.updated_at)
+        .select_from(POSTS
+                     .outerjoin(STATS, stats.post_id == posts.id)
+                     .outerjoin(AUTHORS, authors.user_id == posts.author_id))
+    )
+
+
+def _visible_to(viewer_id: str) -> Any:
+    return or_(PUBLISHED, posts.author_id == viewer_id)
+
+
+def _one(session: Session, query: Select[Any], detail: str) -> Row[Any]:
+    row = session.execute(query.limit(1)).first()
+    if row is None:
+        raise NotFound(detail)
+    return row
+
+
+def _view_of(session: Session, viewer_id: str, post_id: str) -> Row[Any]:
+    return _one(session, post_view(viewer_id).where(posts.id == post_id), "No such post")
+
+
+def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> Row[Any]:
+    """A published post is anyone's to read; a draft only its author's."""
+    with uow.read_only():
+        return _one(uow.session, post_view(viewer_id).where(
+            posts.id == post_id, _visible_to(viewer_id)), "No such post")
+
+
+def feed(uow: UnitOfWork, *, viewer_id: str, limit: int = 20,
+         cursor: str | None = None) -> Page[Row[Any]]:
+    """Everyone's published posts, newest published first: a backward range scan of the
+    partial (published_at, id) index, a page deep as cheap as the first."""
+    with uow.read_only():
+        return newest_first(uow.session, post_view(viewer_id).where(PUBLISHED),
+                            created=posts.published_at, id_=posts.id, limit=limit,
+                            cursor=cursor)
+
+
+def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
+               status: PostStatus | None = None, limit: int = 20,
+               cursor: str | None = None) -> Page[Row[Any]]:
+    """A user's posts, newest written first: their published ones for anyone, and for the
+    user themself also the drafts (`status` filters)."""
+    query = post_view(viewer_id).where(posts.author_id == user_id)
+    if viewer_id != user_id or status is PostStatus.PUBLISHED:
+        query = query.where(PUBLISHED)
+        if status is PostStatus.DRAFT:  # nobody else sees a user's drafts
+            query = query.where(literal_column("false"))
+    elif status is PostStatus.DRAFT:
+        query = query.where(posts.status == literal_column("'DRAFT'"))
+    with uow.read_only():
+        return newest_first(uow.session, query, created=posts.created_at, id_=posts.id,
+                            limit=limit, cursor=cursor)
+
+
+# Writing, publishing, unpublishing, deleting a post.
+
+def _owned(session: Session, author_id: str, post_id: str, *, lock: bool = False) -> Post:
+    return first_or_not_found(
+        session, select(Post).where(Post.id == post_id, Post.author_id == author_id),
+        "No such post", lock=lock)
 
 
 def create_post(
@@ -32,31 +141,17 @@ def create_post(
     title: str,
     content: str,
     status: PostStatus = PostStatus.DRAFT,
-) -> Post:
+) -> Row[Any]:
     post = Post(author_id=author_id, title=title, content=content, status=PostStatus.DRAFT)
     with uow:
         uow.session.add(post)
         uow.session.flush()
+        uow.session.execute(insert(STATS).values(post_id=post.id))
         if status is PostStatus.PUBLISHED:
             _publish(uow, post)
+        view = _view_of(uow.session, author_id, post.id)
         uow.commit()
-    return post
-
-
-def _owned(session: Session, author_id: str, post_id: str, *, lock: bool = False) -> Post:
-    return first_or_not_found(
-        session, select(Post).where(Post.id == post_id, Post.author_id == author_id),
-        "No such post", lock=lock)
-
-
-def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> Post:
-    """A published post is anyone's to read; a draft only its author's."""
-    query = select(Post).where(
-        Post.id == post_id,
-        or_(Post.status == PostStatus.PUBLISHED, Post.author_id == viewer_id),
-    )
-    with uow.read_only():
-        return first_or_not_found(uow.session, query, "No such post")
+    return view
 
 
 def _publish(uow: UnitOfWork, post: Post) -> None:
@@ -66,18 +161,56 @@ def _publish(uow: UnitOfWork, post: Post) -> None:
     uow.publish("diary.post.published", post_changed(post))
 
 
-def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Post:
-    """DRAFT -> PUBLISHED; publishing a published post changes nothing and says nothing."""
+def update_post(uow: UnitOfWork, *, author_id: str, post_id: str, title: str = _UNSET,
+                content: str = _UNSET) -> Row[Any]:
+    """Change the title or content; a published post's change raises diary.post.updated."""
+    with uow:
+        post = _owned(uow.session, author_id, post_id, lock=True)
+        changed = False
+        if title is not _UNSET and title != post.title:
+            post.title, changed = title, True
+        if content is not _UNSET and content != post.content:
+            post.content, changed = content, True
+        if changed:
+            post.version += 1
+            uow.session.flush()
+            if post.status is PostStatus.PUBLISHED:
+                uow.publish("diary.post.updated", post_changed(post))
+        view = _view_of(uow.session, author_id, post.id)
+        uow.commit()
+    return view
+
+
+def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Row[Any]:
+    """DRAFT -> PUBLISHED (newest in the feed); publishing a published post changes nothing
+    and says nothing. The row lock orders it against a concurrent unpublish: each sees the
+    other's version and bumps past it."""
     with uow:
         post = _owned(uow.session, author_id, post_id, lock=True)
         if post.status is PostStatus.DRAFT:
             _publish(uow, post)
+        view = _view_of(uow.session, author_id, post.id)
         uow.commit()
-    return post
+    return view
+
+
+def unpublish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Row[Any]:
+    """PUBLISHED -> DRAFT: hidden from everyone else, its likes and replies kept for the
+    next publish; unpublishing a draft changes nothing and says nothing."""
+    with uow:
+        post = _owned(uow.session, author_id, post_id, lock=True)
+        if post.status is PostStatus.PUBLISHED:
+            post.status, post.published_at = PostStatus.DRAFT, None
+            post.version += 1
+            uow.session.flush()
+            uow.publish("diary.post.unpublished", post_changed(post))
+        view = _view_of(uow.session, author_id, post.id)
+        uow.commit()
+    return view
 
 
 def delete_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> None:
-    """The post goes with its likes and replies (foreign keys cascade)."""
+    """The post goes with its likes, replies and counters (foreign keys cascade)."""
     with uow:
         post = _owned(uow.session, author_id, post_id, lock=True)
         post.version += 1
@@ -85,6 +218,151 @@ def delete_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> None:
         uow.session.delete(post)
         uow.commit()
 
+
+# Likes and replies, and the counters that move with them.
+
+def _hold_post(session: Session, post_id: str, *visible: Any) -> None:
+    """Take the post FOR KEY SHARE (its deletion waits for us), or NotFound."""
+    found = session.execute(select(posts.id).where(posts.id == post_id, *visible)
+                            .with_for_update(key_share=True)).first()
+    if found is None:
+        raise NotFound("No such post")
+
+
+def _count(session: Session, post_id: str, column: str, delta: int) -> int:
+    """Move one counter of the post by `delta` in place; its value after."""
+    table = STATS
+    counter = table.c[column]
+    stmt = insert(table).values(post_id=post_id, **{column: max(delta, 0)})
+    stmt = stmt.on_conflict_do_update(index_elements=[stats.post_id],
+                                      set_={column: counter + delta})
+    return int(session.execute(stmt.returning(counter)).scalar_one())
+
+
+def _counter(session: Session, post_id: str, column: str) -> int:
+    return int(session.scalar(select(STATS.c[column])
+                              .where(stats.post_id == post_id)) or 0)
+
+
+def like_post(uow: UnitOfWork, *, user_id: str, post_id: str) -> dict[str, Any]:
+    """Idempotent: a second like of the same post inserts nothing and counts nothing."""
+    with uow:
+        _hold_post(uow.session, post_id, PUBLISHED)
+        inserted = uow.session.execute(
+            insert(LIKES).values(user_id=user_id, post_id=post_id)
+            .on_conflict_do_nothing(index_elements=[likes.user_id, likes.post_id])
+            .returning(likes.id)).first()
+        count = (_count(uow.session, post_id, "like_count", +1) if inserted
+                 else _counter(uow.session, post_id, "like_count"))
+        uow.commit()
+    return {"like_count": count, "liked_by_me": True}
+
+
+def unlike_post(uow: UnitOfWork, *, user_id: str, post_id: str) -> dict[str, Any]:
+    """Idempotent: unliking what was not liked deletes nothing and counts nothing."""
+    with uow:
+        _hold_post(uow.session, post_id, PUBLISHED)
+        deleted = uow.session.execute(
+            delete(LIKES).where(likes.user_id == user_id, likes.post_id == post_id)
+            .returning(likes.id)).first()
+        count = (_count(uow.session, post_id, "like_count", -1) if deleted
+                 else _counter(uow.session, post_id, "like_count"))
+        uow.commit()
+    return {"like_count": count, "liked_by_me": False}
+
+
+def post_likes(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
+               cursor: str | None = None) -> Page[Row[Any]]:
+    """Who liked a post, newest first, with names from the author projection."""
+    query = (select(likes.id, likes.user_id, authors.name.label("author_name"),
+                    authors.image.label("author_image"), likes.created_at)
+             .select_from(LIKES.outerjoin(AUTHORS,
+                                                   authors.user_id == likes.user_id))
+             .where(likes.post_id == post_id))
+    with uow.read_only():
+        _must_see(uow.session, viewer_id, post_id, cursor)
+        return newest_first(uow.session, query, created=likes.created_at, id_=likes.id,
+                            limit=limit, cursor=cursor)
+
+
+def _must_see(session: Session, viewer_id: str, post_id: str, cursor: str | None) -> None:
+    if cursor:
+        decode_cursor(cursor)  # a bad cursor is a 422 whether or not the post is there
+    if session.execute(select(posts.id).where(posts.id == post_id, _visible_to(viewer_id))
+                       ).first() is None:
+        raise NotFound("No such post")
+
+
+def reply_view() -> Select[Any]:
+    return (select(replies.id, replies.post_id, replies.content, replies.author_id,
+                   authors.name.label("author_name"), authors.image.label("author_image"),
+                   replies.created_at, replies.updated_at)
+            .select_from(REPLIES.outerjoin(AUTHORS,
+                                                   authors.user_id == replies.author_id)))
+
+
+def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
+                 cursor: str | None = None) -> Page[Row[Any]]:
+    """A post's replies, oldest first (the seed's (post_id, created_at) index)."""
+    with uow.read_only():
+        _must_see(uow.session, viewer_id, post_id, cursor)
+        return oldest_first(uow.session, reply_view().where(replies.post_id == post_id),
+                            created=replies.created_at, id_=replies.id, limit=limit,
+                            cursor=cursor)
+
+
+def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) -> Row[Any]:
+    """Replies go on published posts only."""
+    with uow:
+        _hold_post(uow.session, post_id, PUBLISHED)
+        reply_id = uow.session.execute(
+            insert(REPLIES).values(author_id=author_id, post_id=post_id,
+                                           content=content)
+            .returning(replies.id)).scalar_one()
+        _count(uow.session, post_id, "reply_count", +1)
+        view = _one(uow.session, reply_view().where(replies.id == reply_id), "No such reply")
+        uow.commit()
+    return view
+
+
+def edit_reply(uow: UnitOfWork, *, author_id: str, reply_id: str, content: str) -> Row[Any]:
+    """By its author, while they can see the post."""
+    with uow:
+        found = uow.session.execute(
+            select(replies.id).join_from(REPLIES, POSTS,
+                                         posts.id == replies.post_id)
+            .where(replies.id == reply_id, replies.author_id == author_id,
+                   _visible_to(author_id))
+            .with_for_update(of=REPLIES)).first()
+        if found is None:
+            raise NotFound("No such reply")
+        uow.session.execute(update(REPLIES).where(replies.id == reply_id)
+                            .values(content=content, updated_at=func.now()))
+        view = _one(uow.session, reply_view().where(replies.id == reply_id), "No such reply")
+        uow.commit()
+    return view
+
+
+def delete_reply(uow: UnitOfWork, *, user_id: str, reply_id: str) -> None:
+    """By its author (while they can see the post) or by the post's author."""
+    with uow:
+        found = uow.session.execute(
+            select(replies.post_id).join_from(REPLIES, POSTS,
+                                              posts.id == replies.post_id)
+            .where(replies.id == reply_id,
+                   or_(posts.author_id == user_id,
+                       (replies.author_id == user_id) & PUBLISHED))
+            .with_for_update(of=POSTS, key_share=True)).first()
+        if found is None:
+            raise NotFound("No such reply")
+        gone = uow.session.execute(delete(REPLIES).where(replies.id == reply_id)
+                                   .returning(replies.post_id)).first()
+        if gone is not None:  # a concurrent deletion of the same reply counted it already
+            _count(uow.session, found.post_id, "reply_count", -1)
+        uow.commit()
+
+
+# What auth's events bring.
 
 def remember_author(session: Session, *, profile: UserProfile, as_of: datetime) -> None:
     """Upsert the author projection unless it already reflects a later profile."""
@@ -98,15 +376,34 @@ def remember_author(session: Session, *, profile: UserProfile, as_of: datetime) 
     ))
 
 
+_UNCOUNT = {
+    # The user's likes, then replies, on posts that stay: deleted, and each post's counter
+    # lowered by how many of its rows went, in one statement each (set-based).
+    "like_count": """
+        WITH gone AS (DELETE FROM likes WHERE user_id = :user_id RETURNING post_id),
+             per_post AS (SELECT post_id, count(*) AS n FROM gone GROUP BY post_id)
+        UPDATE post_stats s SET like_count = s.like_count - per_post.n
+        FROM per_post WHERE s.post_id = per_post.post_id
+    """,
+    "reply_count": """
+        WITH gone AS (DELETE FROM replies WHERE author_id = :user_id RETURNING post_id),
+             per_post AS (SELECT post_id, count(*) AS n FROM gone GROUP BY post_id)
+        UPDATE post_stats s SET reply_count = s.reply_count - per_post.n
+        FROM per_post WHERE s.post_id = per_post.post_id
+    """,
+}
+
+
 def forget_user(session: Session, *, user_id: str) -> None:
     """A deleted user's posts (with everyone's likes and replies on them), their likes and
-    replies on others' posts, and their author row all go. The consumer has already laid
-    the tombstone, so nothing about them comes back.
+    replies on others' posts (those posts' counters lowered to match), and their author
+    row all go. The consumer has already laid the tombstone, so nothing about them comes
+    back: their token is refused, and a late profile finds the tombstone.
 
     No diary.post.deleted events are raised for the posts: every consumer of post events
     also consumes auth.user.deleted and forgets the user's posts itself.
     """
     session.execute(delete(Post).where(Post.author_id == user_id))
-    session.execute(delete(Like).where(Like.user_id == user_id))
-    session.execute(delete(Reply).where(Reply.author_id == user_id))
+    for statement in _UNCOUNT.values():
+        session.execute(text(statement), {"user_id": user_id})
     session.execute(delete(Author).where(Author.user_id == user_id))
