@@ -41,13 +41,10 @@ class AuthorOf(fields.Nested):
         super().__init__(AuthorSchema, dump_only=True, **kwargs)
         self.id_column = id_column
 
-    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None
-                  ) -> Any:
+    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kwargs: Any) -> Any:
+        # Already JSON (strings or null): nothing for the nested schema to convert.
         return {"id": getattr(obj, self.id_column), "name": obj.author_name,
                 "image": obj.author_image}
-
-    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:
-        return nested_obj  # already JSON: strings or null
 
 
 class PostSchema(Schema):
