@@ -13,7 +13,7 @@ SERVICES := auth goals diary stories
 ARGS    ?=
 
 .PHONY: help install run stop restart status logs bootstrap migrate test test-unit bench lint \
-        dlq replay-dlq nginx-compose clean
+        dlq replay-dlq reconcile-counts nginx-compose clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -69,6 +69,10 @@ dlq: install ## list SERVICE's dead-lettered events
 replay-dlq: install ## move SERVICE's dead-lettered events back to its queue
 	@test -n "$(SERVICE)" || { echo "usage: make replay-dlq SERVICE=<$(SERVICES)>" >&2; exit 2; }
 	$(PY) -m shared.dlq $(SERVICE) replay
+
+reconcile-counts: install ## recompute SERVICE's counters from its rows, report the drift fixed (diary)
+	@test "$(SERVICE)" = diary || { echo "usage: make reconcile-counts SERVICE=diary" >&2; exit 2; }
+	$(PY) -m services.$(SERVICE).reconcile
 
 nginx-compose: ## regenerate deploy/nginx.compose.conf from deploy/nginx.conf.template
 	python3 deploy/render_nginx.py compose

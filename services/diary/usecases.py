@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from services.diary.models import Author, Like, Post, PostStats, PostStatus, Reply
 from shared.db import UnitOfWork, first_or_not_found, utcnow
-from shared.errors import NotFound
+from shared.errors import NotFound, Unauthorized
 from shared.events import UserProfile
 from shared.pagination import Page, decode_cursor, newest_first, oldest_first
 
@@ -51,6 +51,26 @@ posts, likes, replies, stats, authors = POSTS.c, LIKES.c, REPLIES.c, STATS.c, AU
 # a prepared statement's generic plan.
 PUBLISHED = posts.status == literal_column("'PUBLISHED'")
 _UNSET: Any = object()
+
+# The first key of the per-user advisory locks below (the second is the user id's hash).
+USER_LOCK = 0x6469  # "di"
+_STILL_HERE = text("""
+    SELECT pg_advisory_xact_lock_shared(:ns, hashtext(:user_id))::text,
+           EXISTS (SELECT 1 FROM deleted_user WHERE user_id = :user_id)
+""")
+
+
+def _still_here(session: Session, user_id: str) -> None:
+    """Refuse a write by a user whose deletion has been applied.
+
+    The web process refuses a deleted user's token from memory within milliseconds, but a
+    request can be past that check when the deletion lands. So each write that adds a row
+    (post, like, reply) holds the user's advisory lock shared and reads the tombstone;
+    `forget_user` takes the lock exclusively: it waits for writes in flight and then
+    deletes what they wrote, and a later write waits for it and then sees the tombstone.
+    """
+    if session.execute(_STILL_HERE, {"ns": USER_LOCK, "user_id": user_id}).one()[1]:
+        raise Unauthorized("This user has been deleted")
 
 
 def post_changed(post: Post) -> dict[str, Any]:
@@ -144,6 +164,7 @@ def create_post(
 ) -> Row[Any]:
     post = Post(author_id=author_id, title=title, content=content, status=PostStatus.DRAFT)
     with uow:
+        _still_here(uow.session, author_id)
         uow.session.add(post)
         uow.session.flush()
         uow.session.execute(insert(STATS).values(post_id=post.id))
@@ -247,6 +268,7 @@ def _counter(session: Session, post_id: str, column: str) -> int:
 def like_post(uow: UnitOfWork, *, user_id: str, post_id: str) -> dict[str, Any]:
     """Idempotent: a second like of the same post inserts nothing and counts nothing."""
     with uow:
+        _still_here(uow.session, user_id)
         _hold_post(uow.session, post_id, PUBLISHED)
         inserted = uow.session.execute(
             insert(LIKES).values(user_id=user_id, post_id=post_id)
@@ -314,6 +336,7 @@ def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 
 def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) -> Row[Any]:
     """Replies go on published posts only."""
     with uow:
+        _still_here(uow.session, author_id)
         _hold_post(uow.session, post_id, PUBLISHED)
         reply_id = uow.session.execute(
             insert(REPLIES).values(author_id=author_id, post_id=post_id,
@@ -403,6 +426,8 @@ def forget_user(session: Session, *, user_id: str) -> None:
     No diary.post.deleted events are raised for the posts: every consumer of post events
     also consumes auth.user.deleted and forgets the user's posts itself.
     """
+    session.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:user_id))"),
+                    {"ns": USER_LOCK, "user_id": user_id})  # see _still_here
     session.execute(delete(Post).where(Post.author_id == user_id))
     for statement in _UNCOUNT.values():
         session.execute(text(statement), {"user_id": user_id})
