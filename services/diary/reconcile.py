@@ -55,7 +55,8 @@ class Drift:
 
 def reconcile_counts(db: Database, *, batch: int = BATCH) -> tuple[int, list[Drift]]:
     """(posts checked, the counters fixed)."""
-    checked, fixed, after = 0, [], ""
+    checked, after = 0, ""
+    fixed: list[Drift] = []
     while True:
         uow = UnitOfWork(db, source="/diary/reconcile")
         with uow:
