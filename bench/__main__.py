@@ -8,6 +8,11 @@ pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue 
 http:     auth and goals through the nginx gateway with wrk (bench/http.py): goals list
           >= 0.4 x and auth/me >= 0.5 x the throughput of the service's healthz, each p99
           <= 3 x its healthz p99, every response a 200, every gunicorn worker's RSS <= 60 MiB.
+diary:    the diary at 1,000,000 posts (bench/diary.py; BENCH_DIARY_POSTS to scale it): feed
+          in process <= 2 x the same raw SQL (p50), page 1,000 <= 1.2 x page 1, the feed
+          through nginx >= 0.3 x diary's healthz, likes under load with exact counters, seeded
+          in < 3 min, and no sequential scan in the new queries' plans. Not in the default
+          run (it takes minutes): `make bench ARGS=diary`.
 The exit status is non-zero when a section misses a target.
 """
 
@@ -20,7 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import http
+from bench import diary, http
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
@@ -57,14 +62,21 @@ def http_section() -> Section:
     return {"http": result}, http.report(result)
 
 
-SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section}
+def diary_section() -> Section:
+    result = diary.measure_diary()
+    ok = diary.report(result)
+    return {"diary": {k: v for k, v in result.items() if k != "explain"}}, ok
+
+
+SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section,
+                                              "diary": diary_section}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("sections", nargs="*", metavar="{" + ",".join(SECTIONS) + "}",
                         help="sections to run (default: all)")
-    names = parser.parse_args(argv).sections or list(SECTIONS)
+    names = parser.parse_args(argv).sections or [s for s in SECTIONS if s != "diary"]
     unknown = [name for name in names if name not in SECTIONS]
     if unknown:
         parser.error(f"unknown section {', '.join(unknown)} (one of: {', '.join(SECTIONS)})")

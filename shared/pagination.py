@@ -49,15 +49,17 @@ def newest_first(
     id_: ColumnElement[Any],
     limit: int,
     cursor: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Page[Row[Any]]:
-    """One page of `query` (a select of columns) ordered by (created, id) descending.
+    """One page of `query` (a select of columns; `params` for its bound parameters)
+    ordered by (created, id) descending.
 
     A page is rows, not mapped objects: a list is a read (cosmicpython's CQRS chapter), so
     it needs no identity map or change tracking, and skipping them halves what the ORM
     costs per row. A row reads like the object (`row.user_id`), so schemas dump either.
     """
     return _page(session, query, created=created, id_=id_, limit=limit, cursor=cursor,
-                 newest=True)
+                 params=params, newest=True)
 
 
 def oldest_first(
@@ -68,22 +70,23 @@ def oldest_first(
     id_: ColumnElement[Any],
     limit: int,
     cursor: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Page[Row[Any]]:
     """`newest_first` the other way round: (created, id) ascending (a post's replies)."""
     return _page(session, query, created=created, id_=id_, limit=limit, cursor=cursor,
-                 newest=False)
+                 params=params, newest=False)
 
 
 def _page(session: Session, query: Select[Any], *, created: ColumnElement[Any],
-          id_: ColumnElement[Any], limit: int, cursor: str | None, newest: bool
-          ) -> Page[Row[Any]]:
+          id_: ColumnElement[Any], limit: int, cursor: str | None,
+          params: dict[str, Any] | None, newest: bool) -> Page[Row[Any]]:
     if cursor:
         after_created, after_id = decode_cursor(cursor)
         key, after = tuple_(created, id_), tuple_(after_created, after_id)
         query = query.where(key < after if newest else key > after)
     order = (created.desc(), id_.desc()) if newest else (created.asc(), id_.asc())
     query = query.order_by(*order).limit(limit + 1)
-    rows = list(session.execute(query).all())
+    rows = list(session.execute(query, params or {}).all())
     more = len(rows) > limit
     rows = rows[:limit]
     if not (more and rows):

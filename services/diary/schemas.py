@@ -33,26 +33,12 @@ class AuthorSchema(Schema):
     image = fields.String(allow_none=True)
 
 
-class AuthorOf(fields.Nested):
-    """{id, name, image} from a row's flat `<id_column>`, author_name and author_image (a
-    list is rows of one query, with the author projection joined in)."""
-
-    def __init__(self, id_column: str = "author_id", **kwargs: Any) -> None:
-        super().__init__(AuthorSchema, dump_only=True, **kwargs)
-        self.id_column = id_column
-
-    def serialize(self, attr: str, obj: Any, accessor: Any = None, **kwargs: Any) -> Any:
-        # Already JSON (strings or null): nothing for the nested schema to convert.
-        return {"id": getattr(obj, self.id_column), "name": obj.author_name,
-                "image": obj.author_image}
-
-
 class PostSchema(Schema):
     id = fields.String(dump_only=True)
     title = fields.String(dump_only=True)
     content = fields.String(dump_only=True)
     status = fields.Enum(PostStatus, dump_only=True)
-    author = AuthorOf()
+    author = fields.Nested(AuthorSchema, dump_only=True)
     likeCount = fields.Integer(attribute="like_count", dump_only=True)
     replyCount = fields.Integer(attribute="reply_count", dump_only=True)
     likedByMe = fields.Boolean(attribute="liked_by_me", dump_only=True)
@@ -98,7 +84,7 @@ class LikeStateSchema(Schema):
 
 
 class LikeSchema(Schema):
-    user = AuthorOf("user_id")
+    user = fields.Nested(AuthorSchema, dump_only=True)
     createdAt = fields.AwareDateTime(attribute="created_at", dump_only=True)
 
 
@@ -111,7 +97,7 @@ class ReplySchema(Schema):
     id = fields.String(dump_only=True)
     postId = fields.String(attribute="post_id", dump_only=True)
     content = fields.String(dump_only=True)
-    author = AuthorOf()
+    author = fields.Nested(AuthorSchema, dump_only=True)
     createdAt = fields.AwareDateTime(attribute="created_at", dump_only=True)
     updatedAt = fields.AwareDateTime(attribute="updated_at", dump_only=True)
 

@@ -21,14 +21,17 @@ from typing import Any, cast
 from sqlalchemy import (
     Row,
     Select,
+    String,
     Table,
+    bindparam,
     delete,
-    exists,
+    false,
     func,
     literal_column,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -80,43 +83,56 @@ def post_changed(post: Post) -> dict[str, Any]:
 
 # Reads: a post as a list or a single answer shows it (authors and counters by join).
 
-def post_view(viewer_id: str) -> Select[Any]:
-    """Posts with their author (null name and image until auth's profile arrives), their
-    counters and whether `viewer_id` liked each (a probe of the unique (user, post) index)."""
-    liked = exists().where(likes.user_id == viewer_id, likes.post_id == posts.id)
-    return (
-        select(posts.id, posts.title, posts.content, posts.status, posts.author_id,
-               authors.name.label("author_name"), authors.image.label("author_image"),
-               func.coalesce(stats.like_count, 0).label("like_count"),
-               func.coalesce(stats.reply_count, 0).label("reply_count"),
-               liked.label("liked_by_me"),
-               posts.published_at, posts.created_at, posts.updated_at)
-        .select_from(POSTS
-                     .outerjoin(STATS, stats.post_id == posts.id)
-                     .outerjoin(AUTHORS, authors.user_id == posts.author_id))
-    )
+def _author(id_column: Any, name: str = "author") -> Any:
+    """The author as the JSON the API answers ({id, name, image}), built by the database: a
+    row then dumps without a field per author attribute. Name and image are null until
+    auth's profile arrives."""
+    return func.json_build_object("id", id_column, "name", authors.name,
+                                  "image", authors.image).label(name)
 
 
-def _visible_to(viewer_id: str) -> Any:
-    return or_(PUBLISHED, posts.author_id == viewer_id)
+VIEWER = bindparam("viewer_id", type_=String)
+# Whether the viewer liked a post: one probe of the unique (user, post) index per post of
+# the page. (As a plain EXISTS the planner may hash all of the viewer's likes instead, a
+# heap fetch for each one: hundreds for an active reader, on every page.)
+LIKED = (select(true().label("liked")).select_from(LIKES)
+         .where(likes.user_id == VIEWER, likes.post_id == posts.id).limit(1)
+         .lateral("liked"))
+# Posts as a list or a single answer shows them: author and counters by join. Built once;
+# the viewer is a parameter.
+POST_VIEW: Select[Any] = (
+    select(posts.id, posts.title, posts.content, posts.status, posts.author_id,
+           _author(posts.author_id),
+           func.coalesce(stats.like_count, 0).label("like_count"),
+           func.coalesce(stats.reply_count, 0).label("reply_count"),
+           func.coalesce(LIKED.c.liked, false()).label("liked_by_me"),
+           posts.published_at, posts.created_at, posts.updated_at)
+    .select_from(POSTS.outerjoin(STATS, stats.post_id == posts.id)
+                 .outerjoin(AUTHORS, authors.user_id == posts.author_id)
+                 .outerjoin(LIKED, true()))
+)
+FEED = POST_VIEW.where(PUBLISHED)
+VISIBLE = or_(PUBLISHED, posts.author_id == VIEWER)  # to the viewer: published or theirs
 
 
-def _one(session: Session, query: Select[Any], detail: str) -> Row[Any]:
-    row = session.execute(query.limit(1)).first()
+def _one(session: Session, query: Select[Any], detail: str,
+         params: dict[str, Any] | None = None) -> Row[Any]:
+    row = session.execute(query.limit(1), params or {}).first()
     if row is None:
         raise NotFound(detail)
     return row
 
 
 def _view_of(session: Session, viewer_id: str, post_id: str) -> Row[Any]:
-    return _one(session, post_view(viewer_id).where(posts.id == post_id), "No such post")
+    return _one(session, POST_VIEW.where(posts.id == post_id), "No such post",
+                {"viewer_id": viewer_id})
 
 
 def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> Row[Any]:
     """A published post is anyone's to read; a draft only its author's."""
     with uow.read_only():
-        return _one(uow.session, post_view(viewer_id).where(
-            posts.id == post_id, _visible_to(viewer_id)), "No such post")
+        return _one(uow.session, POST_VIEW.where(posts.id == post_id, VISIBLE),
+                    "No such post", {"viewer_id": viewer_id})
 
 
 def feed(uow: UnitOfWork, *, viewer_id: str, limit: int = 20,
@@ -124,9 +140,8 @@ def feed(uow: UnitOfWork, *, viewer_id: str, limit: int = 20,
     """Everyone's published posts, newest published first: a backward range scan of the
     partial (published_at, id) index, a page deep as cheap as the first."""
     with uow.read_only():
-        return newest_first(uow.session, post_view(viewer_id).where(PUBLISHED),
-                            created=posts.published_at, id_=posts.id, limit=limit,
-                            cursor=cursor)
+        return newest_first(uow.session, FEED, created=posts.published_at, id_=posts.id,
+                            limit=limit, cursor=cursor, params={"viewer_id": viewer_id})
 
 
 def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
@@ -134,7 +149,7 @@ def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
                cursor: str | None = None) -> Page[Row[Any]]:
     """A user's posts, newest written first: their published ones for anyone, and for the
     user themself also the drafts (`status` filters)."""
-    query = post_view(viewer_id).where(posts.author_id == user_id)
+    query = POST_VIEW.where(posts.author_id == user_id)
     if viewer_id != user_id or status is PostStatus.PUBLISHED:
         query = query.where(PUBLISHED)
         if status is PostStatus.DRAFT:  # nobody else sees a user's drafts
@@ -143,7 +158,7 @@ def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
         query = query.where(posts.status == literal_column("'DRAFT'"))
     with uow.read_only():
         return newest_first(uow.session, query, created=posts.created_at, id_=posts.id,
-                            limit=limit, cursor=cursor)
+                            limit=limit, cursor=cursor, params={"viewer_id": viewer_id})
 
 
 # Writing, publishing, unpublishing, deleting a post.
@@ -296,31 +311,30 @@ def unlike_post(uow: UnitOfWork, *, user_id: str, post_id: str) -> dict[str, Any
 def post_likes(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
                cursor: str | None = None) -> Page[Row[Any]]:
     """Who liked a post, newest first, with names from the author projection."""
-    query = (select(likes.id, likes.user_id, authors.name.label("author_name"),
-                    authors.image.label("author_image"), likes.created_at)
-             .select_from(LIKES.outerjoin(AUTHORS,
-                                                   authors.user_id == likes.user_id))
-             .where(likes.post_id == post_id))
+    query = LIKE_VIEW.where(likes.post_id == post_id)
     with uow.read_only():
         _must_see(uow.session, viewer_id, post_id, cursor)
         return newest_first(uow.session, query, created=likes.created_at, id_=likes.id,
                             limit=limit, cursor=cursor)
 
 
+LIKE_VIEW: Select[Any] = (
+    select(likes.id, likes.user_id, _author(likes.user_id, "user"), likes.created_at)
+    .select_from(LIKES.outerjoin(AUTHORS, authors.user_id == likes.user_id)))
+
+
 def _must_see(session: Session, viewer_id: str, post_id: str, cursor: str | None) -> None:
     if cursor:
         decode_cursor(cursor)  # a bad cursor is a 422 whether or not the post is there
-    if session.execute(select(posts.id).where(posts.id == post_id, _visible_to(viewer_id))
-                       ).first() is None:
+    if session.execute(select(posts.id).where(posts.id == post_id, VISIBLE),
+                       {"viewer_id": viewer_id}).first() is None:
         raise NotFound("No such post")
 
 
-def reply_view() -> Select[Any]:
-    return (select(replies.id, replies.post_id, replies.content, replies.author_id,
-                   authors.name.label("author_name"), authors.image.label("author_image"),
-                   replies.created_at, replies.updated_at)
-            .select_from(REPLIES.outerjoin(AUTHORS,
-                                                   authors.user_id == replies.author_id)))
+REPLY_VIEW: Select[Any] = (
+    select(replies.id, replies.post_id, replies.content, replies.author_id,
+           _author(replies.author_id), replies.created_at, replies.updated_at)
+    .select_from(REPLIES.outerjoin(AUTHORS, authors.user_id == replies.author_id)))
 
 
 def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
@@ -328,7 +342,7 @@ def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 
     """A post's replies, oldest first (the seed's (post_id, created_at) index)."""
     with uow.read_only():
         _must_see(uow.session, viewer_id, post_id, cursor)
-        return oldest_first(uow.session, reply_view().where(replies.post_id == post_id),
+        return oldest_first(uow.session, REPLY_VIEW.where(replies.post_id == post_id),
                             created=replies.created_at, id_=replies.id, limit=limit,
                             cursor=cursor)
 
@@ -343,7 +357,7 @@ def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) ->
                                            content=content)
             .returning(replies.id)).scalar_one()
         _count(uow.session, post_id, "reply_count", +1)
-        view = _one(uow.session, reply_view().where(replies.id == reply_id), "No such reply")
+        view = _one(uow.session, REPLY_VIEW.where(replies.id == reply_id), "No such reply")
         uow.commit()
     return view
 
@@ -354,14 +368,13 @@ def edit_reply(uow: UnitOfWork, *, author_id: str, reply_id: str, content: str) 
         found = uow.session.execute(
             select(replies.id).join_from(REPLIES, POSTS,
                                          posts.id == replies.post_id)
-            .where(replies.id == reply_id, replies.author_id == author_id,
-                   _visible_to(author_id))
-            .with_for_update(of=REPLIES)).first()
+            .where(replies.id == reply_id, replies.author_id == author_id, VISIBLE)
+            .with_for_update(of=REPLIES), {"viewer_id": author_id}).first()
         if found is None:
             raise NotFound("No such reply")
         uow.session.execute(update(REPLIES).where(replies.id == reply_id)
                             .values(content=content, updated_at=func.now()))
-        view = _one(uow.session, reply_view().where(replies.id == reply_id), "No such reply")
+        view = _one(uow.session, REPLY_VIEW.where(replies.id == reply_id), "No such reply")
         uow.commit()
     return view
 
