@@ -249,10 +249,7 @@ class InProcess:
 
     def feed_sql(self, viewer: str) -> tuple[str, dict[str, Any]]:
         """The statement the first page's use case runs, as SQL text and parameters."""
-        u = self.usecases
-        query = (u.FEED.order_by(u.posts.published_at.desc(), u.posts.id.desc())
-                 .limit(PAGE + 1))
-        return raw_sql(query, viewer_id=viewer)
+        return raw_sql(self.usecases.FEED.first, viewer_id=viewer, page_limit=PAGE + 1)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -335,6 +332,7 @@ def measure_likes(app: InProcess, seconds: float) -> dict[str, Any]:
 def explain(app: InProcess, viewer: str, deep_cursor: str) -> dict[str, Any]:
     """Each new query's plan at this size: which scans it uses, and no Seq Scan on the
     big tables."""
+    from services.diary.models import PostStatus
     from shared.pagination import decode_cursor
 
     u = app.usecases
@@ -342,32 +340,23 @@ def explain(app: InProcess, viewer: str, deep_cursor: str) -> dict[str, Any]:
         post, author = conn.execute(
             "SELECT id, author_id FROM posts WHERE status = 'PUBLISHED' "
             "ORDER BY id DESC LIMIT 1").fetchone() or ("", "")
-    after_published, after_id = decode_cursor(deep_cursor)
-    from sqlalchemy import tuple_
-
-    p = u.posts
-    newest = (p.published_at.desc(), p.id.desc())
-    written = (p.created_at.desc(), p.id.desc())
-    queries = {  # name -> (query, viewer)
-        "feed page 1": (u.FEED.order_by(*newest).limit(PAGE + 1), viewer),
-        "feed page 1000": (u.FEED.where(tuple_(p.published_at, p.id)
-                                        < tuple_(after_published, after_id))
-                           .order_by(*newest).limit(PAGE + 1), viewer),
-        "user's page (another reader)": (u.POST_VIEW.where(p.author_id == author, u.PUBLISHED)
-                                         .order_by(*written).limit(PAGE + 1), viewer),
-        "user's page (their own)": (u.POST_VIEW.where(p.author_id == author)
-                                    .order_by(*written).limit(PAGE + 1), author),
-        "a post's replies": (u.REPLY_VIEW.where(u.replies.post_id == post)
-                             .order_by(u.replies.created_at, u.replies.id).limit(PAGE + 1),
-                             viewer),
-        "a post's likes": (u.LIKE_VIEW.where(u.likes.post_id == post)
-                           .order_by(u.likes.created_at.desc(), u.likes.id.desc())
-                           .limit(PAGE + 1), viewer),
+    after_created, after_id = decode_cursor(deep_cursor)
+    deep = {"after_created": after_created, "after_id": after_id}
+    page = {"page_limit": PAGE + 1}
+    queries: dict[str, tuple[Any, dict[str, Any]]] = {  # the statements the use cases run
+        "feed page 1": (u.FEED.first, {"viewer_id": viewer}),
+        "feed page 1000": (u.FEED.after, {"viewer_id": viewer, **deep}),
+        "user's page (another reader)": (u.USER_PAGE[PostStatus.PUBLISHED].first,
+                                         {"viewer_id": viewer, "author_id": author}),
+        "user's page (their own)": (u.USER_PAGE[None].first,
+                                    {"viewer_id": author, "author_id": author}),
+        "a post's replies": (u.REPLIES_OF_POST.first, {"post_id": post}),
+        "a post's likes": (u.LIKES_OF_POST.first, {"post_id": post}),
     }
     plans: dict[str, Any] = {}
     with app.raw_connection() as conn:
-        for name, (query, who) in queries.items():
-            sql, params = raw_sql(query, viewer_id=who)
+        for name, (query, values) in queries.items():
+            sql, params = raw_sql(query, **page, **values)
             text = "\n".join(r[0] for r in conn.execute(
                 "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params))
             seq = [line.strip() for line in text.splitlines() if "Seq Scan" in line

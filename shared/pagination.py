@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, tuple_
+from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam, tuple_
 from sqlalchemy.orm import Session
 
 from shared.errors import Invalid
@@ -49,47 +49,59 @@ def newest_first(
     id_: ColumnElement[Any],
     limit: int,
     cursor: str | None = None,
-    params: dict[str, Any] | None = None,
 ) -> Page[Row[Any]]:
-    """One page of `query` (a select of columns; `params` for its bound parameters)
-    ordered by (created, id) descending.
+    """One page of `query` (a select of a table's columns) ordered by (created, id)
+    descending.
 
     A page is rows, not mapped objects: a list is a read (cosmicpython's CQRS chapter), so
     it needs no identity map or change tracking, and skipping them halves what the ORM
     costs per row. A row reads like the object (`row.user_id`), so schemas dump either.
     """
-    return _page(session, query, created=created, id_=id_, limit=limit, cursor=cursor,
-                 params=params, newest=True)
-
-
-def oldest_first(
-    session: Session,
-    query: Select[Any],
-    *,
-    created: ColumnElement[Any],
-    id_: ColumnElement[Any],
-    limit: int,
-    cursor: str | None = None,
-    params: dict[str, Any] | None = None,
-) -> Page[Row[Any]]:
-    """`newest_first` the other way round: (created, id) ascending (a post's replies)."""
-    return _page(session, query, created=created, id_=id_, limit=limit, cursor=cursor,
-                 params=params, newest=False)
-
-
-def _page(session: Session, query: Select[Any], *, created: ColumnElement[Any],
-          id_: ColumnElement[Any], limit: int, cursor: str | None,
-          params: dict[str, Any] | None, newest: bool) -> Page[Row[Any]]:
     if cursor:
         after_created, after_id = decode_cursor(cursor)
-        key, after = tuple_(created, id_), tuple_(after_created, after_id)
-        query = query.where(key < after if newest else key > after)
-    order = (created.desc(), id_.desc()) if newest else (created.asc(), id_.asc())
-    query = query.order_by(*order).limit(limit + 1)
-    rows = list(session.execute(query, params or {}).all())
+        query = query.where(tuple_(created, id_) < tuple_(after_created, after_id))
+    query = query.order_by(created.desc(), id_.desc()).limit(limit + 1)
+    rows = list(session.execute(query).all())
     more = len(rows) > limit
     rows = rows[:limit]
     if not (more and rows):
         return Page(rows, None)
     last = rows[-1]._mapping
     return Page(rows, encode_cursor(last[created], last[id_]))
+
+
+class Keyset:
+    """A query paged by (created, id), its two statements built once: the first page and
+    the page after a cursor, with the cursor's values and the limit as parameters.
+
+    For a read path that runs on every request (the diary's feed): executing the same
+    statement object again, SQLAlchemy finds its compiled form by the cache key memoized on
+    that object, where `newest_first` builds a new statement per call and keys it anew.
+    """
+
+    def __init__(self, query: Select[Any], *, created: ColumnElement[Any],
+                 id_: ColumnElement[Any], newest: bool = True) -> None:
+        self.created, self.id_ = created, id_
+        key = tuple_(created, id_)
+        after = tuple_(bindparam("after_created", type_=created.type),
+                       bindparam("after_id", type_=id_.type))
+        order = (created.desc(), id_.desc()) if newest else (created.asc(), id_.asc())
+        limit = bindparam("page_limit", type_=Integer)
+        self.first = query.order_by(*order).limit(limit)
+        self.after = query.where(key < after if newest else key > after).order_by(
+            *order).limit(limit)
+
+    def page(self, session: Session, *, limit: int, cursor: str | None = None,
+             params: dict[str, Any] | None = None) -> Page[Row[Any]]:
+        values = {**(params or {}), "page_limit": limit + 1}
+        statement = self.first
+        if cursor:
+            values["after_created"], values["after_id"] = decode_cursor(cursor)
+            statement = self.after
+        rows = list(session.execute(statement, values).all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if not (more and rows):
+            return Page(rows, None)
+        last = rows[-1]._mapping
+        return Page(rows, encode_cursor(last[self.created], last[self.id_]))

@@ -41,7 +41,7 @@ from services.diary.models import Author, Like, Post, PostStats, PostStatus, Rep
 from shared.db import UnitOfWork, first_or_not_found, utcnow
 from shared.errors import NotFound, Unauthorized
 from shared.events import UserProfile
-from shared.pagination import Page, decode_cursor, newest_first, oldest_first
+from shared.pagination import Keyset, Page, decode_cursor
 
 POSTS = cast(Table, Post.__table__)
 LIKES = cast(Table, Like.__table__)
@@ -111,7 +111,16 @@ POST_VIEW: Select[Any] = (
                  .outerjoin(AUTHORS, authors.user_id == posts.author_id)
                  .outerjoin(LIKED, true()))
 )
-FEED = POST_VIEW.where(PUBLISHED)
+FEED = Keyset(POST_VIEW.where(PUBLISHED), created=posts.published_at, id_=posts.id)
+AUTHOR = bindparam("author_id", type_=String)
+_BY_AUTHOR = POST_VIEW.where(posts.author_id == AUTHOR)
+USER_PAGE = {  # which of a user's posts: all (theirs to see), published, drafts
+    None: Keyset(_BY_AUTHOR, created=posts.created_at, id_=posts.id),
+    PostStatus.PUBLISHED: Keyset(_BY_AUTHOR.where(PUBLISHED), created=posts.created_at,
+                                 id_=posts.id),
+    PostStatus.DRAFT: Keyset(_BY_AUTHOR.where(posts.status == literal_column("'DRAFT'")),
+                             created=posts.created_at, id_=posts.id),
+}
 VISIBLE = or_(PUBLISHED, posts.author_id == VIEWER)  # to the viewer: published or theirs
 
 
@@ -140,8 +149,8 @@ def feed(uow: UnitOfWork, *, viewer_id: str, limit: int = 20,
     """Everyone's published posts, newest published first: a backward range scan of the
     partial (published_at, id) index, a page deep as cheap as the first."""
     with uow.read_only():
-        return newest_first(uow.session, FEED, created=posts.published_at, id_=posts.id,
-                            limit=limit, cursor=cursor, params={"viewer_id": viewer_id})
+        return FEED.page(uow.session, limit=limit, cursor=cursor,
+                         params={"viewer_id": viewer_id})
 
 
 def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
@@ -149,16 +158,15 @@ def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
                cursor: str | None = None) -> Page[Row[Any]]:
     """A user's posts, newest written first: their published ones for anyone, and for the
     user themself also the drafts (`status` filters)."""
-    query = POST_VIEW.where(posts.author_id == user_id)
-    if viewer_id != user_id or status is PostStatus.PUBLISHED:
-        query = query.where(PUBLISHED)
+    if viewer_id != user_id:
         if status is PostStatus.DRAFT:  # nobody else sees a user's drafts
-            query = query.where(literal_column("false"))
-    elif status is PostStatus.DRAFT:
-        query = query.where(posts.status == literal_column("'DRAFT'"))
+            if cursor:
+                decode_cursor(cursor)
+            return Page([], None)
+        status = PostStatus.PUBLISHED
     with uow.read_only():
-        return newest_first(uow.session, query, created=posts.created_at, id_=posts.id,
-                            limit=limit, cursor=cursor, params={"viewer_id": viewer_id})
+        return USER_PAGE[status].page(uow.session, limit=limit, cursor=cursor, params={
+            "viewer_id": viewer_id, "author_id": user_id})
 
 
 # Writing, publishing, unpublishing, deleting a post.
@@ -311,16 +319,18 @@ def unlike_post(uow: UnitOfWork, *, user_id: str, post_id: str) -> dict[str, Any
 def post_likes(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
                cursor: str | None = None) -> Page[Row[Any]]:
     """Who liked a post, newest first, with names from the author projection."""
-    query = LIKE_VIEW.where(likes.post_id == post_id)
     with uow.read_only():
         _must_see(uow.session, viewer_id, post_id, cursor)
-        return newest_first(uow.session, query, created=likes.created_at, id_=likes.id,
-                            limit=limit, cursor=cursor)
+        return LIKES_OF_POST.page(uow.session, limit=limit, cursor=cursor,
+                                  params={"post_id": post_id})
 
 
+POST = bindparam("post_id", type_=String)
 LIKE_VIEW: Select[Any] = (
     select(likes.id, likes.user_id, _author(likes.user_id, "user"), likes.created_at)
     .select_from(LIKES.outerjoin(AUTHORS, authors.user_id == likes.user_id)))
+LIKES_OF_POST = Keyset(LIKE_VIEW.where(likes.post_id == POST), created=likes.created_at,
+                       id_=likes.id)
 
 
 def _must_see(session: Session, viewer_id: str, post_id: str, cursor: str | None) -> None:
@@ -335,6 +345,8 @@ REPLY_VIEW: Select[Any] = (
     select(replies.id, replies.post_id, replies.content, replies.author_id,
            _author(replies.author_id), replies.created_at, replies.updated_at)
     .select_from(REPLIES.outerjoin(AUTHORS, authors.user_id == replies.author_id)))
+REPLIES_OF_POST = Keyset(REPLY_VIEW.where(replies.post_id == POST), created=replies.created_at,
+                         id_=replies.id, newest=False)
 
 
 def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
@@ -342,9 +354,8 @@ def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 
     """A post's replies, oldest first (the seed's (post_id, created_at) index)."""
     with uow.read_only():
         _must_see(uow.session, viewer_id, post_id, cursor)
-        return oldest_first(uow.session, REPLY_VIEW.where(replies.post_id == post_id),
-                            created=replies.created_at, id_=replies.id, limit=limit,
-                            cursor=cursor)
+        return REPLIES_OF_POST.page(uow.session, limit=limit, cursor=cursor,
+                                    params={"post_id": post_id})
 
 
 def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) -> Row[Any]:
