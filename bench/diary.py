@@ -249,7 +249,7 @@ class InProcess:
 
     def feed_sql(self, viewer: str) -> tuple[str, dict[str, Any]]:
         """The statement the first page's use case runs, as SQL text and parameters."""
-        return raw_sql(self.usecases.FEED.first, viewer_id=viewer, page_limit=PAGE + 1)
+        return raw_sql(self.usecases.FEED.statement(limit=PAGE, after=False), viewer_id=viewer)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -342,21 +342,21 @@ def explain(app: InProcess, viewer: str, deep_cursor: str) -> dict[str, Any]:
             "ORDER BY id DESC LIMIT 1").fetchone() or ("", "")
     after_created, after_id = decode_cursor(deep_cursor)
     deep = {"after_created": after_created, "after_id": after_id}
-    page = {"page_limit": PAGE + 1}
+    first, later = {"limit": PAGE, "after": False}, {"limit": PAGE, "after": True}
     queries: dict[str, tuple[Any, dict[str, Any]]] = {  # the statements the use cases run
-        "feed page 1": (u.FEED.first, {"viewer_id": viewer}),
-        "feed page 1000": (u.FEED.after, {"viewer_id": viewer, **deep}),
-        "user's page (another reader)": (u.USER_PAGE[PostStatus.PUBLISHED].first,
+        "feed page 1": (u.FEED.statement(**first), {"viewer_id": viewer}),
+        "feed page 1000": (u.FEED.statement(**later), {"viewer_id": viewer, **deep}),
+        "user's page (another reader)": (u.USER_PAGE[PostStatus.PUBLISHED].statement(**first),
                                          {"viewer_id": viewer, "author_id": author}),
-        "user's page (their own)": (u.USER_PAGE[None].first,
+        "user's page (their own)": (u.USER_PAGE[None].statement(**first),
                                     {"viewer_id": author, "author_id": author}),
-        "a post's replies": (u.REPLIES_OF_POST.first, {"post_id": post}),
-        "a post's likes": (u.LIKES_OF_POST.first, {"post_id": post}),
+        "a post's replies": (u.REPLIES_OF_POST.statement(**first), {"post_id": post}),
+        "a post's likes": (u.LIKES_OF_POST.statement(**first), {"post_id": post}),
     }
     plans: dict[str, Any] = {}
     with app.raw_connection() as conn:
         for name, (query, values) in queries.items():
-            sql, params = raw_sql(query, **page, **values)
+            sql, params = raw_sql(query, **values)
             text = "\n".join(r[0] for r in conn.execute(
                 "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params))
             seq = [line.strip() for line in text.splitlines() if "Seq Scan" in line
