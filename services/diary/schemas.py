@@ -36,12 +36,15 @@ class AuthorSchema(Schema):
         "description": "Null until the author's profile has reached the diary."})
     image = fields.String(allow_none=True)
 
-    def compiled_dumper(self) -> Callable[[Any], dict[str, Any]]:
-        return _as_built
+    def compiled_dumper(self) -> Callable[[Any], dict[str, Any]] | None:
+        general = super().compiled_dumper()
+        if general is None:
+            return None
 
+        def dump(author: Any) -> dict[str, Any]:
+            return author if type(author) is dict else general(author)
 
-def _as_built(author: dict[str, Any]) -> dict[str, Any]:
-    return author
+        return dump
 
 
 class PostSchema(Schema):
