@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass, make_dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
@@ -86,8 +87,11 @@ class Keyset:
     """
 
     def __init__(self, query: Select[Any], *, created: ColumnElement[Any],
-                 id_: ColumnElement[Any], newest: bool = True) -> None:
-        self.created, self.id_ = created, id_
+                 id_: ColumnElement[Any], newest: bool = True,
+                 row: Callable[..., Any] | None = None) -> None:
+        """`row` makes each row from the query's values, positionally (default: a slotted
+        object with the columns' names as attributes)."""
+        self.created, self.id_, self.row = created, id_, row
         key = tuple_(created, id_)
         after = tuple_(bindparam("after_created", type_=created.type),
                        bindparam("after_id", type_=id_.type))
@@ -112,7 +116,7 @@ class Keyset:
         if cursor:
             values["after_created"], values["after_id"] = decode_cursor(cursor)
         statement = self.statement(limit=limit, after=bool(cursor))
-        rows = _fetch(session, statement, values)
+        rows = _fetch(session, statement, values, self.row)
         more = len(rows) > limit
         rows = rows[:limit]
         if not (more and rows):
@@ -132,7 +136,8 @@ class _Compiled:
 _COMPILED: dict[int, tuple[Select[Any], _Compiled]] = {}
 
 
-def _fetch(session: Session, statement: Select[Any], values: dict[str, Any]) -> list[Any]:
+def _fetch(session: Session, statement: Select[Any], values: dict[str, Any],
+           row: Callable[..., Any] | None) -> list[Any]:
     """The rows of a statement built once, straight from psycopg: SQLAlchemy compiles it
     once per process and is not asked again per call, which on the feed halves what the
     process adds to the query (measured by bench/diary.py). A row is a slotted object with
@@ -144,9 +149,9 @@ def _fetch(session: Session, statement: Select[Any], values: dict[str, Any]) -> 
     if found is None or found[0] is not statement:
         compiled = statement.compile(dialect=connection.dialect)
         names = [str(column.key) for column in statement.selected_columns]
-        row_type = make_dataclass("KeysetRow", names, slots=True)
+        row = row or make_dataclass("KeysetRow", names, slots=True)
         found = _COMPILED[id(statement)] = (statement, _Compiled(
-            str(compiled), dict(compiled.params), args_row(row_type)))
+            str(compiled), dict(compiled.params), args_row(row)))
     plan = found[1]
     dbapi = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
     try:

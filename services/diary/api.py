@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flask.views import MethodView
-from sqlalchemy import Row
 
 from services.diary import usecases
 from services.diary.schemas import (
@@ -56,7 +55,7 @@ class Posts(MethodView):
     @blp.arguments(PostCreateSchema)
     @blp.response(201, PostSchema)
     @blp.doc(security=SECURITY)
-    def post(self, body: dict[str, Any]) -> Row[Any]:
+    def post(self, body: dict[str, Any]) -> Any:
         """Write a post (a draft unless status is PUBLISHED)"""
         return usecases.create_post(unit_of_work(), author_id=current_user_id(), **body)
 
@@ -67,14 +66,14 @@ class PostById(MethodView):
 
     @blp.response(200, PostSchema)
     @blp.doc(security=SECURITY)
-    def get(self, post_id: str) -> Row[Any]:
+    def get(self, post_id: str) -> Any:
         """Read a published post, or one of my drafts"""
         return usecases.get_post(unit_of_work(), viewer_id=current_user_id(), post_id=post_id)
 
     @blp.arguments(PostUpdateSchema)
     @blp.response(200, PostSchema)
     @blp.doc(security=SECURITY)
-    def patch(self, body: dict[str, Any], post_id: str) -> Row[Any]:
+    def patch(self, body: dict[str, Any], post_id: str) -> Any:
         """Change the title or content of one of my posts"""
         return usecases.update_post(unit_of_work(), author_id=current_user_id(),
                                     post_id=post_id, **body)
@@ -91,7 +90,7 @@ class PostById(MethodView):
 @blp.doc(security=SECURITY)
 @authenticated
 @known_ids
-def publish(post_id: str) -> Row[Any]:
+def publish(post_id: str) -> Any:
     """Publish one of my drafts (idempotent)"""
     return usecases.publish_post(unit_of_work(), author_id=current_user_id(), post_id=post_id)
 
@@ -101,7 +100,7 @@ def publish(post_id: str) -> Row[Any]:
 @blp.doc(security=SECURITY)
 @authenticated
 @known_ids
-def unpublish(post_id: str) -> Row[Any]:
+def unpublish(post_id: str) -> Any:
     """Make one of my posts a draft again, keeping its likes and replies (idempotent)"""
     return usecases.unpublish_post(unit_of_work(), author_id=current_user_id(),
                                    post_id=post_id)
@@ -113,7 +112,7 @@ def unpublish(post_id: str) -> Row[Any]:
 @blp.doc(security=SECURITY)
 @authenticated
 @known_ids
-def feed(query: dict[str, Any]) -> Page[Row[Any]]:
+def feed(query: dict[str, Any]) -> Page[Any]:
     """Everyone's published posts, newest published first"""
     return usecases.feed(unit_of_work(), viewer_id=current_user_id(), **query)
 
@@ -124,7 +123,7 @@ def feed(query: dict[str, Any]) -> Page[Row[Any]]:
 @blp.doc(security=SECURITY)
 @authenticated
 @known_ids
-def user_posts(query: dict[str, Any], user_id: str) -> Page[Row[Any]]:
+def user_posts(query: dict[str, Any], user_id: str) -> Page[Any]:
     """A user's published posts, newest written first; my own page also has my drafts"""
     return usecases.user_posts(unit_of_work(), viewer_id=current_user_id(), user_id=user_id,
                                **query)
@@ -154,7 +153,7 @@ class PostLike(MethodView):
 @blp.doc(security=SECURITY)
 @authenticated
 @known_ids
-def post_likes(query: dict[str, Any], post_id: str) -> Page[Row[Any]]:
+def post_likes(query: dict[str, Any], post_id: str) -> Page[Any]:
     """Who liked a post, newest first"""
     return usecases.post_likes(unit_of_work(), viewer_id=current_user_id(), post_id=post_id,
                                **query)
@@ -167,7 +166,7 @@ class PostReplies(MethodView):
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, ReplyPageSchema)
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any], post_id: str) -> Page[Row[Any]]:
+    def get(self, query: dict[str, Any], post_id: str) -> Page[Any]:
         """A post's replies, oldest first"""
         return usecases.post_replies(unit_of_work(), viewer_id=current_user_id(),
                                      post_id=post_id, **query)
@@ -175,7 +174,7 @@ class PostReplies(MethodView):
     @blp.arguments(ReplyWriteSchema)
     @blp.response(201, ReplySchema)
     @blp.doc(security=SECURITY)
-    def post(self, body: dict[str, Any], post_id: str) -> Row[Any]:
+    def post(self, body: dict[str, Any], post_id: str) -> Any:
         """Reply to a published post"""
         return usecases.add_reply(unit_of_work(), author_id=current_user_id(), post_id=post_id,
                                   **body)
@@ -188,7 +187,7 @@ class ReplyById(MethodView):
     @blp.arguments(ReplyWriteSchema)
     @blp.response(200, ReplySchema)
     @blp.doc(security=SECURITY)
-    def patch(self, body: dict[str, Any], reply_id: str) -> Row[Any]:
+    def patch(self, body: dict[str, Any], reply_id: str) -> Any:
         """Change one of my replies"""
         return usecases.edit_reply(unit_of_work(), author_id=current_user_id(),
                                    reply_id=reply_id, **body)

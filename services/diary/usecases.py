@@ -15,11 +15,12 @@ order), while likers never block each other on the post.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
-    Row,
     Select,
     String,
     Table,
@@ -54,6 +55,7 @@ posts, likes, replies, stats, authors = POSTS.c, LIKES.c, REPLIES.c, STATS.c, AU
 # a prepared statement's generic plan.
 PUBLISHED = posts.status == literal_column("'PUBLISHED'")
 _UNSET: Any = object()
+T = TypeVar("T")
 
 # The first key of the per-user advisory locks below (the second is the user id's hash).
 USER_LOCK = 0x6469  # "di"
@@ -83,12 +85,61 @@ def post_changed(post: Post) -> dict[str, Any]:
 
 # Reads: a post as a list or a single answer shows it (authors and counters by join).
 
-def _author(id_column: Any, name: str = "author") -> Any:
-    """The author as the JSON the API answers ({id, name, image}), built by the database: a
-    row then dumps without a field per author attribute. Name and image are null until
-    auth's profile arrives."""
-    return func.json_build_object("id", id_column, "name", authors.name,
-                                  "image", authors.image).label(name)
+@dataclass(slots=True)
+class PostView:
+    """A post as a list or a single answer shows it: POST_VIEW's columns, in order."""
+
+    id: str
+    title: str
+    content: str
+    status: str
+    author_id: str
+    author_name: str | None  # null until auth's profile of the author has arrived
+    author_image: str | None
+    like_count: int
+    reply_count: int
+    liked_by_me: bool
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def author(self) -> dict[str, Any]:
+        return {"id": self.author_id, "name": self.author_name, "image": self.author_image}
+
+
+@dataclass(slots=True)
+class ReplyView:
+    id: str
+    post_id: str
+    content: str
+    author_id: str
+    author_name: str | None
+    author_image: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def author(self) -> dict[str, Any]:
+        return {"id": self.author_id, "name": self.author_name, "image": self.author_image}
+
+
+@dataclass(slots=True)
+class LikeView:
+    id: str
+    user_id: str
+    author_name: str | None
+    author_image: str | None
+    created_at: datetime
+
+    @property
+    def user(self) -> dict[str, Any]:
+        return {"id": self.user_id, "name": self.author_name, "image": self.author_image}
+
+
+def _author() -> tuple[Any, Any]:
+    """The author's (or liker's) name and image from the projection, beside their id."""
+    return authors.name.label("author_name"), authors.image.label("author_image")
 
 
 VIEWER = bindparam("viewer_id", type_=String)
@@ -102,7 +153,7 @@ LIKED = (select(true().label("liked")).select_from(LIKES)
 # the viewer is a parameter.
 POST_VIEW: Select[Any] = (
     select(posts.id, posts.title, posts.content, posts.status, posts.author_id,
-           _author(posts.author_id),
+           *_author(),
            func.coalesce(stats.like_count, 0).label("like_count"),
            func.coalesce(stats.reply_count, 0).label("reply_count"),
            func.coalesce(LIKED.c.liked, false()).label("liked_by_me"),
@@ -111,41 +162,42 @@ POST_VIEW: Select[Any] = (
                  .outerjoin(AUTHORS, authors.user_id == posts.author_id)
                  .outerjoin(LIKED, true()))
 )
-FEED = Keyset(POST_VIEW.where(PUBLISHED), created=posts.published_at, id_=posts.id)
+FEED = Keyset(POST_VIEW.where(PUBLISHED), created=posts.published_at, id_=posts.id,
+              row=PostView)
 AUTHOR = bindparam("author_id", type_=String)
 _BY_AUTHOR = POST_VIEW.where(posts.author_id == AUTHOR)
 USER_PAGE = {  # which of a user's posts: all (theirs to see), published, drafts
-    None: Keyset(_BY_AUTHOR, created=posts.created_at, id_=posts.id),
+    None: Keyset(_BY_AUTHOR, created=posts.created_at, id_=posts.id, row=PostView),
     PostStatus.PUBLISHED: Keyset(_BY_AUTHOR.where(PUBLISHED), created=posts.created_at,
-                                 id_=posts.id),
+                                 id_=posts.id, row=PostView),
     PostStatus.DRAFT: Keyset(_BY_AUTHOR.where(posts.status == literal_column("'DRAFT'")),
-                             created=posts.created_at, id_=posts.id),
+                             created=posts.created_at, id_=posts.id, row=PostView),
 }
 VISIBLE = or_(PUBLISHED, posts.author_id == VIEWER)  # to the viewer: published or theirs
 
 
-def _one(session: Session, query: Select[Any], detail: str,
-         params: dict[str, Any] | None = None) -> Row[Any]:
+def _one(session: Session, query: Select[Any], detail: str, view: Callable[..., T],
+         params: dict[str, Any] | None = None) -> T:
     row = session.execute(query.limit(1), params or {}).first()
     if row is None:
         raise NotFound(detail)
-    return row
+    return view(*row)
 
 
-def _view_of(session: Session, viewer_id: str, post_id: str) -> Row[Any]:
-    return _one(session, POST_VIEW.where(posts.id == post_id), "No such post",
+def _view_of(session: Session, viewer_id: str, post_id: str) -> PostView:
+    return _one(session, POST_VIEW.where(posts.id == post_id), "No such post", PostView,
                 {"viewer_id": viewer_id})
 
 
-def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> Row[Any]:
+def get_post(uow: UnitOfWork, *, viewer_id: str, post_id: str) -> PostView:
     """A published post is anyone's to read; a draft only its author's."""
     with uow.read_only():
         return _one(uow.session, POST_VIEW.where(posts.id == post_id, VISIBLE),
-                    "No such post", {"viewer_id": viewer_id})
+                    "No such post", PostView, {"viewer_id": viewer_id})
 
 
 def feed(uow: UnitOfWork, *, viewer_id: str, limit: int = 20,
-         cursor: str | None = None) -> Page[Row[Any]]:
+         cursor: str | None = None) -> Page[PostView]:
     """Everyone's published posts, newest published first: a backward range scan of the
     partial (published_at, id) index, a page deep as cheap as the first."""
     with uow.read_only():
@@ -155,7 +207,7 @@ def feed(uow: UnitOfWork, *, viewer_id: str, limit: int = 20,
 
 def user_posts(uow: UnitOfWork, *, viewer_id: str, user_id: str,
                status: PostStatus | None = None, limit: int = 20,
-               cursor: str | None = None) -> Page[Row[Any]]:
+               cursor: str | None = None) -> Page[PostView]:
     """A user's posts, newest written first: their published ones for anyone, and for the
     user themself also the drafts (`status` filters)."""
     if viewer_id != user_id:
@@ -184,7 +236,7 @@ def create_post(
     title: str,
     content: str,
     status: PostStatus = PostStatus.DRAFT,
-) -> Row[Any]:
+) -> PostView:
     post = Post(author_id=author_id, title=title, content=content, status=PostStatus.DRAFT)
     with uow:
         _still_here(uow.session, author_id)
@@ -206,7 +258,7 @@ def _publish(uow: UnitOfWork, post: Post) -> None:
 
 
 def update_post(uow: UnitOfWork, *, author_id: str, post_id: str, title: str = _UNSET,
-                content: str = _UNSET) -> Row[Any]:
+                content: str = _UNSET) -> PostView:
     """Change the title or content; a published post's change raises diary.post.updated."""
     with uow:
         post = _owned(uow.session, author_id, post_id, lock=True)
@@ -225,7 +277,7 @@ def update_post(uow: UnitOfWork, *, author_id: str, post_id: str, title: str = _
     return view
 
 
-def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Row[Any]:
+def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> PostView:
     """DRAFT -> PUBLISHED (newest in the feed); publishing a published post changes nothing
     and says nothing. The row lock orders it against a concurrent unpublish: each sees the
     other's version and bumps past it."""
@@ -238,7 +290,7 @@ def publish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Row[Any]:
     return view
 
 
-def unpublish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> Row[Any]:
+def unpublish_post(uow: UnitOfWork, *, author_id: str, post_id: str) -> PostView:
     """PUBLISHED -> DRAFT: hidden from everyone else, its likes and replies kept for the
     next publish; unpublishing a draft changes nothing and says nothing."""
     with uow:
@@ -317,7 +369,7 @@ def unlike_post(uow: UnitOfWork, *, user_id: str, post_id: str) -> dict[str, Any
 
 
 def post_likes(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
-               cursor: str | None = None) -> Page[Row[Any]]:
+               cursor: str | None = None) -> Page[LikeView]:
     """Who liked a post, newest first, with names from the author projection."""
     with uow.read_only():
         _must_see(uow.session, viewer_id, post_id, cursor)
@@ -327,10 +379,10 @@ def post_likes(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20
 
 POST = bindparam("post_id", type_=String)
 LIKE_VIEW: Select[Any] = (
-    select(likes.id, likes.user_id, _author(likes.user_id, "user"), likes.created_at)
+    select(likes.id, likes.user_id, *_author(), likes.created_at)
     .select_from(LIKES.outerjoin(AUTHORS, authors.user_id == likes.user_id)))
 LIKES_OF_POST = Keyset(LIKE_VIEW.where(likes.post_id == POST), created=likes.created_at,
-                       id_=likes.id)
+                       id_=likes.id, row=LikeView)
 
 
 def _must_see(session: Session, viewer_id: str, post_id: str, cursor: str | None) -> None:
@@ -343,14 +395,14 @@ def _must_see(session: Session, viewer_id: str, post_id: str, cursor: str | None
 
 REPLY_VIEW: Select[Any] = (
     select(replies.id, replies.post_id, replies.content, replies.author_id,
-           _author(replies.author_id), replies.created_at, replies.updated_at)
+           *_author(), replies.created_at, replies.updated_at)
     .select_from(REPLIES.outerjoin(AUTHORS, authors.user_id == replies.author_id)))
 REPLIES_OF_POST = Keyset(REPLY_VIEW.where(replies.post_id == POST), created=replies.created_at,
-                         id_=replies.id, newest=False)
+                         id_=replies.id, newest=False, row=ReplyView)
 
 
 def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 20,
-                 cursor: str | None = None) -> Page[Row[Any]]:
+                 cursor: str | None = None) -> Page[ReplyView]:
     """A post's replies, oldest first (the seed's (post_id, created_at) index)."""
     with uow.read_only():
         _must_see(uow.session, viewer_id, post_id, cursor)
@@ -358,7 +410,7 @@ def post_replies(uow: UnitOfWork, *, viewer_id: str, post_id: str, limit: int = 
                                     params={"post_id": post_id})
 
 
-def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) -> Row[Any]:
+def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) -> ReplyView:
     """Replies go on published posts only."""
     with uow:
         _still_here(uow.session, author_id)
@@ -368,12 +420,13 @@ def add_reply(uow: UnitOfWork, *, author_id: str, post_id: str, content: str) ->
                                            content=content)
             .returning(replies.id)).scalar_one()
         _count(uow.session, post_id, "reply_count", +1)
-        view = _one(uow.session, REPLY_VIEW.where(replies.id == reply_id), "No such reply")
+        view = _one(uow.session, REPLY_VIEW.where(replies.id == reply_id), "No such reply",
+                    ReplyView)
         uow.commit()
     return view
 
 
-def edit_reply(uow: UnitOfWork, *, author_id: str, reply_id: str, content: str) -> Row[Any]:
+def edit_reply(uow: UnitOfWork, *, author_id: str, reply_id: str, content: str) -> ReplyView:
     """By its author, while they can see the post."""
     with uow:
         found = uow.session.execute(
@@ -385,7 +438,8 @@ def edit_reply(uow: UnitOfWork, *, author_id: str, reply_id: str, content: str) 
             raise NotFound("No such reply")
         uow.session.execute(update(REPLIES).where(replies.id == reply_id)
                             .values(content=content, updated_at=func.now()))
-        view = _one(uow.session, REPLY_VIEW.where(replies.id == reply_id), "No such reply")
+        view = _one(uow.session, REPLY_VIEW.where(replies.id == reply_id), "No such reply",
+                    ReplyView)
         uow.commit()
     return view
 
