@@ -11,6 +11,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -49,6 +50,9 @@ class Post(Timestamps, Base):
         Index("ix_posts_published_at_id", "published_at", "id",
               postgresql_where=text("status = 'PUBLISHED'")),
         Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+        # A published post has its time, a draft none (migration 0005): the feed's order.
+        CheckConstraint("(status = 'PUBLISHED') = (published_at IS NOT NULL)",
+                        name="published_at_iff_published"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

@@ -23,10 +23,10 @@ from tests.helpers import apply_events, at_once, event, make_consumer, new_user_
 
 @pytest.fixture
 def wide_db(settings: Callable[..., Any]) -> Iterator[Database]:
-    """Up to 24 connections: two dozen transactions really run at once (fifty would take
-    half of PostgreSQL's default max_connections, which the rest of the suite shares), and
-    the other threads queue for a connection, released together all the same."""
-    db = Database(settings("diary").database_url, "diary", pool_size=12)
+    """Up to 16 connections: sixteen transactions really run at once (fifty would take half
+    of PostgreSQL's default max_connections, which the rest of the suite shares), and the
+    other threads queue for a connection, released together all the same."""
+    db = Database(settings("diary").database_url, "diary", pool_size=8)
     yield db
     db.dispose()
 

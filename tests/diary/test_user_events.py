@@ -42,6 +42,8 @@ def at(e: Event, time: datetime) -> Event:
 
 
 def seed_post(db: Database, author_id: str, **fields: Any) -> str:
+    if fields.get("status") is PostStatus.PUBLISHED:
+        fields.setdefault("published_at", datetime.now(UTC))
     with db.sessions.begin() as session:
         post = Post(author_id=author_id, title="t", content="c", **fields)
         session.add(post)
