@@ -262,7 +262,9 @@ class InProcess:
 
     def feed_sql(self, viewer: str) -> tuple[str, dict[str, Any]]:
         """The statement the first page's use case runs, as SQL text and parameters."""
-        return raw_sql(self.usecases.FEED.statement(limit=PAGE, after=False), viewer_id=viewer)
+        from services.diary.views import FEED
+
+        return raw_sql(FEED.statement(limit=PAGE, after=False), viewer_id=viewer)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -345,30 +347,31 @@ def measure_likes(app: InProcess, seconds: float) -> dict[str, Any]:
 def explain(app: InProcess, viewer: str, deep_cursor: str) -> dict[str, Any]:
     """Each new query's plan at this size: which scans it uses, and no Seq Scan on the
     big tables."""
+    from services.diary import views as u
     from services.diary.models import PostStatus
-    from shared.pagination import decode_cursor
-
-    u = app.usecases
+    from shared.pagination import Keyset, decode_cursor
     with app.raw_connection() as conn:
         post, author = conn.execute(
             "SELECT id, author_id FROM posts WHERE status = 'PUBLISHED' "
             "ORDER BY id DESC LIMIT 1").fetchone() or ("", "")
     after_created, after_id = decode_cursor(deep_cursor)
     deep = {"after_created": after_created, "after_id": after_id}
-    first, later = {"limit": PAGE, "after": False}, {"limit": PAGE, "after": True}
     queries: dict[str, tuple[Any, dict[str, Any]]] = {  # the statements the use cases run
-        "feed page 1": (u.FEED.statement(**first), {"viewer_id": viewer}),
-        "feed page 1000": (u.FEED.statement(**later), {"viewer_id": viewer, **deep}),
-        "user's page (another reader)": (u.USER_PAGE[PostStatus.PUBLISHED].statement(**first),
+        "feed page 1": (u.FEED.statement(limit=PAGE, after=False), {"viewer_id": viewer}),
+        "feed page 1000": (u.FEED.statement(limit=PAGE, after=True),
+                           {"viewer_id": viewer, **deep}),
+        "user's page (another reader)": (u.USER_PAGE[PostStatus.PUBLISHED],
                                          {"viewer_id": viewer, "author_id": author}),
-        "user's page (their own)": (u.USER_PAGE[None].statement(**first),
+        "user's page (their own)": (u.USER_PAGE[None],
                                     {"viewer_id": author, "author_id": author}),
-        "a post's replies": (u.REPLIES_OF_POST.statement(**first), {"post_id": post}),
-        "a post's likes": (u.LIKES_OF_POST.statement(**first), {"post_id": post}),
+        "a post's replies": (u.REPLIES_OF_POST, {"post_id": post}),
+        "a post's likes": (u.LIKES_OF_POST, {"post_id": post}),
     }
     plans: dict[str, Any] = {}
     with app.raw_connection() as conn:
         for name, (query, values) in queries.items():
+            if isinstance(query, Keyset):
+                query = query.statement(limit=PAGE, after=False)
             sql, params = raw_sql(query, **values)
             text = "\n".join(r[0] for r in conn.execute(
                 "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + sql, params))
