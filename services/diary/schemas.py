@@ -32,9 +32,9 @@ class AuthorSchema(Schema):
     hands that object over as it is."""
 
     id = fields.String(required=True)
-    name = fields.String(allow_none=True, metadata={
+    name = fields.String(required=True, allow_none=True, metadata={
         "description": "Null until the author's profile has reached the diary."})
-    image = fields.String(allow_none=True)
+    image = fields.String(required=True, allow_none=True)
 
     def compiled_dumper(self) -> Callable[[Any], dict[str, Any]] | None:
         general = super().compiled_dumper()
