@@ -50,7 +50,7 @@ class Post(Timestamps, Base):
         Index("ix_posts_published_at_id", "published_at", "id",
               postgresql_where=text("status = 'PUBLISHED'")),
         Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
-        # A published post has its time, a draft none (migration 0005): the feed's order.
+        # A published post has its time, a draft none (migration 0007): the feed's order.
         CheckConstraint("(status = 'PUBLISHED') = (published_at IS NOT NULL)",
                         name="published_at_iff_published"),
     )

@@ -1,5 +1,4 @@
-"""post_stats: each post's like and reply counters, filled from the rows there are; a
-published post has its published_at and a draft none
+"""post_stats: each post's like and reply counters, filled from the rows there are
 
 Revision ID: 0005
 Revises: 0004
@@ -38,11 +37,7 @@ def upgrade() -> None:
     """)
 
 
-    op.create_check_constraint("published_at_iff_published", "posts",
-                               "(status = 'PUBLISHED') = (published_at IS NOT NULL)",
-                               schema="diary")
 
 
 def downgrade() -> None:
-    op.drop_constraint("ck_posts_published_at_iff_published", "posts", schema="diary")
     op.drop_table("post_stats", schema="diary")

@@ -1,7 +1,8 @@
 """indexes for the feed, a user's page and a post's likes, built CONCURRENTLY
 
 Built without blocking writes to posts and likes. A failed earlier attempt leaves an
-INVALID index behind, which `IF NOT EXISTS` would take for done: it is dropped first.
+INVALID index behind, which `IF NOT EXISTS` would take for done: it is dropped first (online
+when found invalid; the offline script, `--sql`, always drops, then builds).
 
 Revision ID: 0006
 Revises: 0005
@@ -25,7 +26,7 @@ INDEXES = {  # name -> what follows "ON"
     "ix_likes_post_id_created_at_id": "diary.likes (post_id, created_at, id)",
 }
 
-DROP_INVALID = """
+INVALID = """
     SELECT 1 FROM pg_index i
     JOIN pg_class c ON c.oid = i.indexrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -34,10 +35,10 @@ DROP_INVALID = """
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        bind = op.get_bind()
+    context = op.get_context()
+    with context.autocommit_block():
         for name, target in INDEXES.items():
-            if bind.execute(text(DROP_INVALID), {"name": name}).first():
+            if context.as_sql or op.get_bind().execute(text(INVALID), {"name": name}).first():
                 op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS diary.{name}")
             op.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {target}")
 
