@@ -18,8 +18,8 @@ CONFIRM ?=
 LINTED  := shared services studio tests deploy bench
 
 .PHONY: help install reinstall run stop restart status logs bootstrap migrate check migration \
-        reset studio studio-stop test test-unit test-edge bench lint dlq replay-dlq nginx-compose \
-        asyncapi k8s k8s-render lock clean purge
+        reset studio studio-stop test test-unit test-edge bench lint dlq replay-dlq \
+        reconcile-counts nginx-compose asyncapi k8s k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -120,6 +120,10 @@ dlq: install ## list SERVICE's dead-lettered events
 replay-dlq: install ## move SERVICE's dead-lettered events back to its queue
 	@test -n "$(SERVICE)" || { echo "usage: make replay-dlq SERVICE=<$(SERVICES)>" >&2; exit 2; }
 	$(PY) -m shared.dlq $(SERVICE) replay
+
+reconcile-counts: install ## recompute SERVICE's counters from its rows, report the drift fixed (diary)
+	@test "$(SERVICE)" = diary || { echo "usage: make reconcile-counts SERVICE=diary" >&2; exit 2; }
+	$(PY) -m services.$(SERVICE).reconcile
 
 nginx-compose: ## regenerate deploy/nginx.compose.conf from deploy/nginx.conf.template
 	python3 deploy/render_nginx.py compose

@@ -213,12 +213,15 @@ CATALOGUE: dict[str, type[PayloadSchema]] = {
     "goals.goal.reopened": GoalWithdrawnSchema,
     "goals.goal.deleted": GoalWithdrawnSchema,
     "diary.post.published": PostChangedSchema,
+    "diary.post.updated": PostChangedSchema,
     "diary.post.unpublished": PostChangedSchema,
     "diary.post.deleted": PostChangedSchema,
     "stories.story.generated": StoryGeneratedSchema,
 }
 # Types published for which no service has a consumer yet, each with the reason.
-UNCONSUMED: dict[str, str] = {}
+UNCONSUMED: dict[str, str] = {
+    "diary.post.updated": "stories consumes it (stories branch)",
+}
 _SCHEMAS = {type_: schema() for type_, schema in CATALOGUE.items()}
 
 P = TypeVar("P")

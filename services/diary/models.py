@@ -11,6 +11,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -43,6 +45,14 @@ class Post(Timestamps, Base):
         Index("ix_posts_author_id_status", "author_id", "status"),
         Index("ix_posts_status_created_at", "status", "created_at"),
         Index("ix_posts_created_at", "created_at"),
+        # Not in the seed (migration 0006, built CONCURRENTLY): the feed's keyset, newest
+        # published first, over published posts only; and a user's page, newest first.
+        Index("ix_posts_published_at_id", "published_at", "id",
+              postgresql_where=text("status = 'PUBLISHED'")),
+        Index("ix_posts_author_id_created_at_id", "author_id", "created_at", "id"),
+        # A published post has its time, a draft none (migration 0007): the feed's order.
+        CheckConstraint("(status = 'PUBLISHED') = (published_at IS NOT NULL)",
+                        name="published_at_iff_published"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -66,6 +76,8 @@ class Like(Base):
         # One like per user per post; also serves "every like of a user" on deletion.
         UniqueConstraint("user_id", "post_id"),
         Index("ix_likes_post_id", "post_id"),
+        # Not in the seed (migration 0006): who liked a post, newest first, without a sort.
+        Index("ix_likes_post_id_created_at_id", "post_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -87,6 +99,20 @@ class Reply(Timestamps, Base):
     content: Mapped[str] = mapped_column(Text)
     author_id: Mapped[str] = mapped_column(String(32))
     post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+
+
+class PostStats(Base):
+    """A post's counters, kept in the transaction of each like, unlike, reply and reply
+    deletion (`n = n + 1` only when a row really went in, `n - 1` only when one really went
+    out), so a feed page reads them by a join instead of counting rows per item. Narrow and
+    apart from the post, so counting never locks or rewrites the post's wide row."""
+
+    __tablename__ = "post_stats"
+
+    post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    like_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Author(Base):

@@ -2,29 +2,121 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from marshmallow import fields, validate
 
 from services.diary.models import PostStatus
+from shared.pagination import cursor_field
 from shared.schemas import Schema
 
-TITLE = validate.Length(min=1, max=500)
+TITLE = validate.Length(min=1, max=200)
 CONTENT = validate.Length(min=1, max=50_000)
+REPLY = validate.Length(min=1, max=5_000)
+LIMIT = validate.Range(min=1, max=100)
+
+
+class Trimmed(fields.String):
+    """Text with surrounding whitespace removed before the length rule sees it, so "  " is
+    empty."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return str(super()._deserialize(value, attr, data, **kwargs)).strip()
+
+
+class AuthorSchema(Schema):
+    """Built by the database as the JSON object it answers (usecases._author): dumping it
+    hands that object over as it is."""
+
+    id = fields.String(required=True)
+    name = fields.String(required=True, allow_none=True, metadata={
+        "description": "Null until the author's profile has reached the diary."})
+    image = fields.String(required=True, allow_none=True)
+
+    def compiled_dumper(self) -> Callable[[Any], dict[str, Any]] | None:
+        general = super().compiled_dumper()
+        if general is None:
+            return None
+
+        def dump(author: Any) -> dict[str, Any]:
+            return author if type(author) is dict else general(author)
+
+        return dump
 
 
 class PostSchema(Schema):
     id = fields.String(dump_only=True)
-    authorId = fields.String(attribute="author_id", dump_only=True)
-    title = fields.String()
-    content = fields.String()
+    title = fields.String(dump_only=True)
+    content = fields.String(dump_only=True)
     status = fields.Enum(PostStatus, dump_only=True)
+    author = fields.Nested(AuthorSchema, dump_only=True)
+    likeCount = fields.Integer(attribute="like_count", dump_only=True)
+    replyCount = fields.Integer(attribute="reply_count", dump_only=True)
+    likedByMe = fields.Boolean(attribute="liked_by_me", dump_only=True)
+    publishedAt = fields.AwareDateTime(attribute="published_at", dump_only=True,
+                                       allow_none=True,
+                                       metadata={"description": "Null for a draft."})
     createdAt = fields.AwareDateTime(attribute="created_at", dump_only=True)
     updatedAt = fields.AwareDateTime(attribute="updated_at", dump_only=True)
-    publishedAt = fields.AwareDateTime(attribute="published_at", dump_only=True)
+
+
+class PostPageSchema(Schema):
+    items = fields.List(fields.Nested(PostSchema))
+    nextCursor = fields.String(attribute="next_cursor", allow_none=True)
 
 
 class PostCreateSchema(Schema):
-    title = fields.String(required=True, validate=TITLE)
-    content = fields.String(required=True, validate=CONTENT)
+    title = Trimmed(required=True, validate=TITLE)
+    content = Trimmed(required=True, validate=CONTENT)
     status = fields.Enum(PostStatus, load_default=PostStatus.DRAFT,
                          metadata={"description": "PUBLISHED publishes at once; "
                                                   "defaults to DRAFT."})
+
+
+class PostUpdateSchema(Schema):
+    title = Trimmed(validate=TITLE)
+    content = Trimmed(validate=CONTENT)
+
+
+class PageQuerySchema(Schema):
+    limit = fields.Integer(load_default=20, validate=LIMIT)
+    cursor = cursor_field()
+
+
+class UserPostsQuerySchema(PageQuerySchema):
+    status = fields.Enum(PostStatus, metadata={
+        "description": "DRAFT is only ever yours: others' drafts list as nothing."})
+
+
+class LikeStateSchema(Schema):
+    likeCount = fields.Integer(attribute="like_count", dump_only=True)
+    likedByMe = fields.Boolean(attribute="liked_by_me", dump_only=True)
+
+
+class LikeSchema(Schema):
+    user = fields.Nested(AuthorSchema, dump_only=True)
+    createdAt = fields.AwareDateTime(attribute="created_at", dump_only=True)
+
+
+class LikePageSchema(Schema):
+    items = fields.List(fields.Nested(LikeSchema))
+    nextCursor = fields.String(attribute="next_cursor", allow_none=True)
+
+
+class ReplySchema(Schema):
+    id = fields.String(dump_only=True)
+    postId = fields.String(attribute="post_id", dump_only=True)
+    content = fields.String(dump_only=True)
+    author = fields.Nested(AuthorSchema, dump_only=True)
+    createdAt = fields.AwareDateTime(attribute="created_at", dump_only=True)
+    updatedAt = fields.AwareDateTime(attribute="updated_at", dump_only=True)
+
+
+class ReplyPageSchema(Schema):
+    items = fields.List(fields.Nested(ReplySchema))
+    nextCursor = fields.String(attribute="next_cursor", allow_none=True)
+
+
+class ReplyWriteSchema(Schema):
+    content = Trimmed(required=True, validate=REPLY)

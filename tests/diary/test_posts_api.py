@@ -38,7 +38,7 @@ def test_a_new_post_is_a_private_draft_and_raises_no_event(client: Client, autho
                                                            auth_header: Any, dbs: Any) -> None:
     user_id, headers = author
     post = write(client, headers)
-    assert post["authorId"] == user_id
+    assert post["author"] == {"id": user_id, "name": None, "image": None}
     assert post["status"] == "DRAFT" and post["publishedAt"] is None
     assert client("diary").get(f"/diary/posts/{post['id']}", headers=headers).status_code == 200
     stranger = auth_header(new_user_id())

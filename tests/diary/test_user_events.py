@@ -42,6 +42,8 @@ def at(e: Event, time: datetime) -> Event:
 
 
 def seed_post(db: Database, author_id: str, **fields: Any) -> str:
+    if fields.get("status") is PostStatus.PUBLISHED:
+        fields.setdefault("published_at", datetime.now(UTC))
     with db.sessions.begin() as session:
         post = Post(author_id=author_id, title="t", content="c", **fields)
         session.add(post)
@@ -134,3 +136,60 @@ def test_a_redelivered_deletion_changes_nothing_twice(consumer: EventConsumer,
         processed = session.scalar(select(func.count()).select_from(db.inbox).where(
             db.inbox.c.event_id == deletion.id))
     assert processed == 1
+
+
+def test_deleting_a_user_lowers_the_counters_of_the_posts_they_liked_and_replied_to(
+        consumer: EventConsumer, client: Callable[[str], Any],
+        auth_header: Callable[[str], dict[str, str]], db: Database) -> None:
+    from tests.diary.conftest import kept_counts, true_counts
+
+    diary = client("diary")
+    leaver, friend, other = new_user_id(), new_user_id(), new_user_id()
+    post = diary.post("/diary/posts", json={"title": "t", "content": "c", "status": "PUBLISHED"},
+                      headers=auth_header(friend)).json["id"]
+    for who in (leaver, other):
+        diary.put(f"/diary/posts/{post}/like", headers=auth_header(who))
+        for _ in range(2):
+            diary.post(f"/diary/posts/{post}/replies", json={"content": "hi"},
+                       headers=auth_header(who))
+    assert kept_counts(db, post) == (2, 4)
+
+    apply_events(consumer, deleted(leaver))
+
+    assert kept_counts(db, post) == true_counts(db, post) == (1, 2)
+    seen = diary.get(f"/diary/posts/{post}", headers=auth_header(friend)).json
+    assert (seen["likeCount"], seen["replyCount"]) == (1, 2)
+
+
+def test_after_a_users_deletion_their_late_likes_replies_and_profile_bring_nothing_back(
+        consumer: EventConsumer, client: Callable[[str], Any],
+        auth_header: Callable[[str], dict[str, str]], db: Database) -> None:
+    from tests.diary.conftest import kept_counts, true_counts
+    from tests.helpers import wait_for
+
+    diary = client("diary")
+    leaver, friend = new_user_id(), new_user_id()
+    post = diary.post("/diary/posts", json={"title": "t", "content": "c", "status": "PUBLISHED"},
+                      headers=auth_header(friend)).json["id"]
+    own = diary.post("/diary/posts", json={"title": "t", "content": "c", "status": "PUBLISHED"},
+                     headers=auth_header(leaver)).json["id"]
+    tombstones = diary.application.extensions["service"].tombstones
+    wait_for(lambda: tombstones.live, timeout=5, message="the tombstone listener is live")
+    profile_before = event("auth.user.updated", **profile(leaver, name="Before"))
+
+    apply_events(consumer, deleted(leaver))
+
+    late = auth_header(leaver)  # a token auth signed before the deletion
+    wait_for(lambda: diary.put(f"/diary/posts/{post}/like", headers=late).status_code == 401,
+             timeout=2, message="the deleted user's token refused")
+    for method, path, body in [("put", f"/diary/posts/{post}/like", None),
+                               ("post", f"/diary/posts/{post}/replies", {"content": "late"}),
+                               ("post", "/diary/posts", {"title": "t", "content": "c"}),
+                               ("post", f"/diary/posts/{own}/publish", None)]:
+        assert getattr(diary, method)(path, json=body, headers=late).status_code == 401
+    apply_events(consumer, profile_before)  # delivered late
+    apply_events(consumer, event("auth.user.registered", **profile(leaver)))
+    assert author_row(db, leaver) is None
+    assert count(db, Post, Post.author_id == leaver) == 0
+    assert kept_counts(db, post) == true_counts(db, post) == (0, 0)
+    assert diary.get(f"/diary/posts/{own}", headers=auth_header(friend)).status_code == 404
