@@ -64,6 +64,7 @@ HANDLERS: Handlers = {
     "goals.goal.reopened": each(on_goal_reopened),
     "goals.goal.deleted": each(on_goal_deleted),
     "diary.post.published": each(on_post_published),
+    "diary.post.updated": each(on_post_published),
     "diary.post.unpublished": each(on_post_withdrawn),
     "diary.post.deleted": each(on_post_withdrawn),
 }
