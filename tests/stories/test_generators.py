@@ -42,7 +42,8 @@ def at(day: int) -> datetime:
     return datetime(2026, 11, day, 12, tzinfo=UTC)
 
 
-def goal(title: str, period: str = "WEEKLY", status: str = "ACTIVE", **dates: datetime) -> GoalFacts:
+def goal(title: str, period: str = "WEEKLY", status: str = "ACTIVE",
+         **dates: datetime) -> GoalFacts:
     return GoalFacts(title=title, period=period, status=status,
                      start_date=dates.get("start", at(23)), deadline=dates.get("due", at(29)),
                      completed_at=dates.get("done"))
@@ -96,7 +97,8 @@ def test_the_openai_generator_speaks_chat_completions() -> None:
 
 
 def test_a_429_is_retried_after_its_retry_after() -> None:
-    with FakeLLM(Step(status=429, headers={"Retry-After": "0"}), Step(content="Second try.")) as llm:
+    with FakeLLM(Step(status=429, headers={"Retry-After": "0"}),
+                 Step(content="Second try.")) as llm:
         assert OpenAIGenerator(settings(llm.url)).write(BUSY) == "Second try."
     assert llm.calls == 2
 

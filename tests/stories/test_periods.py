@@ -9,8 +9,9 @@ import pytest
 from services.stories.periods import InvalidPeriod, next_midnight, parse, started
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0,
+        second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("period,kind,start,end", [
