@@ -31,9 +31,15 @@ def completion(content: str | None, finish_reason: str = "stop") -> dict[str, An
             "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
 
 
+def _text(payload: dict[str, Any]) -> str:
+    return "\n".join(str(m.get("content")) for m in payload.get("messages") or [])
+
+
 class FakeLLM:
     def __init__(self, *steps: Step) -> None:
         self.steps = list(steps) or [Step()]
+        # Calls whose messages contain a marker follow that marker's script instead.
+        self.scripts: dict[str, list[Step]] = {}
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.calls_started = threading.Semaphore(0)
@@ -50,7 +56,10 @@ class FakeLLM:
                 with fake._lock:
                     fake.requests.append(payload)
                     fake.headers.append(dict(self.headers))
-                    step = fake.steps.pop(0) if len(fake.steps) > 1 else fake.steps[0]
+                    text = _text(payload)
+                    script = next((steps for marker, steps in fake.scripts.items()
+                                   if marker in text), fake.steps)
+                    step = script.pop(0) if len(script) > 1 else script[0]
                 fake.calls_started.release()
                 if step.hold is not None:
                     step.hold.wait(60)
@@ -92,3 +101,11 @@ class FakeLLM:
     @property
     def calls(self) -> int:
         return len(self.requests)
+
+    def script(self, marker: str, *steps: Step) -> None:
+        with self._lock:
+            self.scripts[marker] = list(steps)
+
+    def calls_for(self, marker: str) -> int:
+        with self._lock:
+            return sum(marker in _text(r) for r in self.requests)
