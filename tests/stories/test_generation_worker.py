@@ -100,6 +100,7 @@ def test_a_story_is_written_ready_and_auth_counts_it(
         return body if body["status"] != "PENDING" else None
 
     written = wait_for(ready, timeout=30, message="the story written")
+    assert written is not None
     assert (written["status"], written["content"]) == ("READY", "Lin had a good year."), written
     assert written["generatedAt"] and llm.calls_for('"id": "2001"') == 2
 
@@ -109,7 +110,9 @@ def test_a_story_is_written_ready_and_auth_counts_it(
             got = (user.daily_generation_count, user.last_generation_date) if user else None
         return got if got and got[0] == 1 else None
 
-    count, last = wait_for(counted, timeout=15, message="auth's dailyGenerationCount")
+    counts = wait_for(counted, timeout=15, message="auth's dailyGenerationCount")
+    assert counts is not None
+    last = counts[1]
     assert last is not None and last.astimezone(UTC).date() == datetime.now(UTC).date()
     assert all(p.alive() for p in (workers.auth, workers.stories))
 
@@ -127,9 +130,12 @@ def test_a_worker_killed_mid_generation_is_replaced_and_the_story_finishes(
                  message="the generation in flight")
         workers.stories.kill()  # SIGKILL: no goodbye, the job stays unacked
         workers.start_stories()
-        written = wait_for(lambda: (s := story(dbs, member["id"], "2002-Q2")) is not None
-                           and s.status != "PENDING" and s, timeout=30,
-                           message="the story finished by the new worker")
+        def finished() -> Story | None:
+            found = story(dbs, member["id"], "2002-Q2")
+            return found if found is not None and found.status != "PENDING" else None
+
+        written = wait_for(finished, timeout=30, message="the story finished by the new worker")
+        assert written is not None
         assert (written.status, written.content) == ("READY", "Written after the restart.")
         with dbs("stories").sessions() as session:
             assert session.scalar(select(GenerationCount.n).where(
