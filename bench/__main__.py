@@ -1,6 +1,6 @@
 """`make bench`: measured sections, each with its ratios and targets; one JSON line at the end.
 
-    python -m bench [pipeline] [http]     (default: both; make bench ARGS=http)
+    python -m bench [pipeline] [http] [stories]     (default: all; make bench ARGS=http)
 
 pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue #2): pipeline
           throughput >= 0.5 x the raw floor; pipeline p99 latency at a steady 50/s <= 5 x the
@@ -8,6 +8,10 @@ pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue 
 http:     auth and goals through the nginx gateway with wrk (bench/http.py): goals list
           >= 0.4 x and auth/me >= 0.5 x the throughput of the service's healthz, each p99
           <= 3 x its healthz p99, every response a 200, every gunicorn worker's RSS <= 60 MiB.
+stories:  the stories service through the gateway with its workers (bench/stories.py): template
+          generations at 10/s, request -> READY p99 <= 3 x the goal-event pipeline's
+          commit-to-applied p99 of the same run; with a 2 s/call model and 20 generations in
+          flight, GET /stories p99 and the goal pipeline's p99 each <= 2 x idle.
 The exit status is non-zero when a section misses a target.
 """
 
@@ -20,7 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import http
+from bench import http, stories
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
@@ -57,7 +61,13 @@ def http_section() -> Section:
     return {"http": result}, http.report(result)
 
 
-SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section}
+def stories_section() -> Section:
+    result = stories.measure_stories()
+    return {"stories": result}, stories.report(result)
+
+
+SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section,
+                                              "stories": stories_section}
 
 
 def main(argv: list[str] | None = None) -> int:
