@@ -92,22 +92,26 @@ def request_story(uow: UnitOfWork, *, user_id: str, period: str, daily_limit: in
     counts), or the one already pending (which costs nothing)."""
     now = clock()
     span = _period(period, now)
+    fresh = {"status": PENDING, "content": None, "error": None, "generated_at": None,
+             "generation_id": new_id(), "requested_at": now, "admitted_on": now.date()}
     with uow:
         session = uow.session
-        created = session.execute(
-            insert(Story).values(
-                id=new_id(), user_id=user_id, period=span.id, period_kind=span.kind,
-                period_start=span.start, period_end=span.end, status=PENDING)
+        # The common case in one statement: a story new for this period. The unique
+        # (user_id, period) makes a concurrent first request wait here, then find it.
+        story: Story | None = session.scalars(
+            insert(Story).values(id=new_id(), user_id=user_id, period=span.id,
+                                 period_kind=span.kind, period_start=span.start,
+                                 period_end=span.end, **fresh)
             .on_conflict_do_nothing(index_elements=[Story.user_id, Story.period])
-            .returning(Story.id)).first()
-        story: Story = first_or_not_found(session, select(Story).where(
-            Story.user_id == user_id, Story.period == span.id), "No such story", lock=True)
-        if created is None and story.status == PENDING:
-            return story  # asked again while pending: the same story, at no cost
+            .returning(Story)).first()
+        if story is None:
+            story = _owned(session, user_id, span.id, lock=True)
+            if story.status == PENDING:
+                return story  # asked again while pending: the same story, at no cost
+            for name, value in fresh.items():
+                setattr(story, name, value)
         if not _admit(session, user_id=user_id, day=now.date(), limit=daily_limit):
             raise TooManyRequests(OVER_LIMIT, retry_after=seconds_to_midnight(now))
-        story.status, story.content, story.error, story.generated_at = PENDING, None, None, None
-        story.generation_id, story.requested_at, story.admitted_on = new_id(), now, now.date()
         session.flush()
         uow.publish("stories.generation.requested", {
             "story_id": story.id, "user_id": user_id, "period": story.period,
@@ -186,14 +190,11 @@ def story_facts(session: Session, *, user_id: str, span: periods.Period) -> Stor
         posts=[PostFacts(title=p.title, published_at=p.published_at) for p in posts])
 
 
-def _live(session: Session, job: StoryRequested, *, lock: bool = False) -> Story | None:
+def _live(session: Session, job: StoryRequested) -> Story | None:
     """The story if it is still waiting for this very job (not deleted, superseded or done)."""
-    query = select(Story).where(Story.id == job.story_id,
-                                Story.generation_id == job.generation_id,
-                                Story.status == PENDING)
-    if lock:
-        query = query.with_for_update()
-    return session.scalars(query).first()
+    return session.scalars(select(Story).where(Story.id == job.story_id,
+                                               Story.generation_id == job.generation_id,
+                                               Story.status == PENDING)).first()
 
 
 def write_story(uow: UnitOfWork, *, job: StoryRequested, generator: StoryGenerator,
@@ -216,27 +217,32 @@ def write_story(uow: UnitOfWork, *, job: StoryRequested, generator: StoryGenerat
     except Exception:  # a bug in a generator must not leave the story pending
         log.exception("story generator crashed", extra={"story_id": job.story_id})
         error = BROKEN
+    tombstones = uow.db.tombstones.c
+    written = {"status": READY, "content": content, "generated_at": clock()} \
+        if content is not None else {"status": FAILED, "error": error}
     with uow:
         session = uow.session
-        story = _live(session, job, lock=True)
-        if story is None:
-            return None  # deleted (or asked again) while it was being written
-        if session.execute(select(uow.db.tombstones.c.user_id).where(
-                uow.db.tombstones.c.user_id == story.user_id)).first():
-            session.delete(story)  # the user left while it was being written
-            uow.commit()
-            return None
+        # One statement: only while still pending for this very job, and never for a user
+        # deleted meanwhile (the sweeper removes such a story).
+        row = session.execute(
+            update(Story)
+            .where(Story.id == job.story_id, Story.generation_id == job.generation_id,
+                   Story.status == PENDING,
+                   ~select(tombstones.user_id).where(
+                       tombstones.user_id == Story.user_id).exists())
+            .values(**written)
+            .returning(Story.user_id, Story.period, Story.admitted_on),
+            execution_options={"synchronize_session": False}).first()
+        if row is None:
+            return None  # deleted, asked again or finished while it was being written
         if content is not None:
-            story.status, story.content, story.generated_at = READY, content, clock()
-            session.flush()
             uow.publish("stories.story.generated", {
-                "story_id": story.id, "user_id": story.user_id, "period": story.period,
-                "generated_at": story.generated_at})
+                "story_id": job.story_id, "user_id": row.user_id, "period": row.period,
+                "generated_at": written["generated_at"]})
         else:
-            story.status, story.error = FAILED, error
-            _refund(session, user_id=story.user_id, day=story.admitted_on)
+            _refund(session, user_id=row.user_id, day=row.admitted_on)
         uow.commit()
-        return story.status
+        return str(written["status"])
 
 
 def fail_overdue(uow: UnitOfWork, *, older_than: timedelta, clock: Clock = utcnow,

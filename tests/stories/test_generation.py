@@ -116,6 +116,7 @@ def test_the_worker_writes_the_story_ready_and_announces_it(db: Database) -> Non
     written = stored(db, story.id)
     assert written is not None and written.status == "READY" and written.generated_at
     assert written.content and "Nothing was completed" in written.content
+    assert written.updated_at > story.updated_at
     # Redelivered: nothing written twice, nothing announced twice.
     assert usecases.write_story(uow(db), job=job, generator=TemplateGenerator()) is None
     assert generated_events(db, story.id) == 1 and used(db, user_id) == 1
@@ -334,3 +335,16 @@ def test_a_user_deleted_while_their_story_is_written_leaves_nothing_behind(
     with db.sessions() as session:
         assert session.scalar(select(func.count()).where(
             GenerationCount.user_id == user_id)) == 0
+
+
+def test_a_story_asked_for_after_its_user_was_forgotten_is_never_written(
+        db: Database) -> None:
+    """A request that raced the deletion (its token still honoured for a moment)."""
+    user_id = new_user_id()
+    story = request(db, user_id, "2026-W43")
+    with db.sessions.begin() as session:
+        session.execute(db.tombstones.insert().values(user_id=user_id))
+    assert usecases.write_story(uow(db), job=job_of(db, story.id),
+                                generator=TemplateGenerator()) is None
+    usecases.fail_overdue(uow(db), older_than=timedelta(minutes=10))
+    assert stored(db, story.id) is None
