@@ -102,6 +102,13 @@ class OpenAIGenerator:
         self.settings = settings
         self.url = f"{settings.base_url}/chat/completions"
         self._slots = threading.BoundedSemaphore(settings.concurrency)
+        self._local = threading.local()  # one keep-alive session per generation thread
+
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
 
     def write(self, request: StoryRequest) -> str:
         settings = self.settings
@@ -132,7 +139,8 @@ class OpenAIGenerator:
         if self.settings.api_key:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
         try:
-            response = requests.post(self.url, json=body, headers=headers, timeout=timeout)
+            response = self._session().post(self.url, json=body, headers=headers,
+                                            timeout=timeout)
         except requests.Timeout:
             raise _Retry(TOO_SLOW) from None
         except requests.RequestException:
