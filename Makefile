@@ -53,7 +53,7 @@ test: install ## run the test suite (it bootstraps its own database growth_diary
 test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (seconds)
 	$(VENV)/bin/pytest -q -m unit $(ARGS)
 
-bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
+bench: install ## AMQP floor vs our pipeline, HTTP via the gateway, stories (ARGS=http|pipeline|stories: one)
 	$(PY) -m bench $(ARGS)
 
 lint: install ## ruff + mypy over all our Python, shell syntax, the compose gateway config is current

@@ -53,23 +53,27 @@ class Stories(MethodView):
         return usecases.list_stories(unit_of_work(), user_id=current_user_id(), **query)
 
 
-@blp.route("/generate", methods=["POST"])
-@blp.arguments(StoryRequestSchema)
-@blp.response(202, StorySchema, headers={"Location": {
-    "description": "/stories/{period}: where the story will be", "schema": {"type": "string"}}})
-@blp.alt_response(429, description="Today's generations are used up (Retry-After: seconds "
-                                   "until the next UTC midnight)")
-@blp.doc(security=SECURITY)
-@authenticated
-def generate(body: dict[str, Any]) -> tuple[Story, int, dict[str, str]]:
-    """Have my story for a period written (again); answers at once, PENDING.
+@blp.route("/generate")
+class Generate(MethodView):
+    decorators = [authenticated]  # before the body is read: anonymous is 401, whatever it sent
 
-    Asking again while it is pending returns the same story and costs nothing; asking for a
-    period that has a story writes it afresh and counts toward STORIES_DAILY_LIMIT."""
-    story = usecases.request_story(unit_of_work(), user_id=current_user_id(),
-                                   period=body["period"],
-                                   daily_limit=current_settings().daily_limit, clock=_clock())
-    return story, 202, {"Location": f"/stories/{story.period}"}
+    @blp.arguments(StoryRequestSchema)
+    @blp.response(202, StorySchema, headers={"Location": {
+        "description": "/stories/{period}: where the story will be",
+        "schema": {"type": "string"}}})
+    @blp.alt_response(429, description="Today's generations are used up (Retry-After: "
+                                       "seconds until the next UTC midnight)")
+    @blp.doc(security=SECURITY)
+    def post(self, body: dict[str, Any]) -> tuple[Story, int, dict[str, str]]:
+        """Have my story for a period written (again); answers at once, PENDING.
+
+        Asking again while it is pending returns the same story and costs nothing; asking for
+        a period that has a story writes it afresh and counts toward STORIES_DAILY_LIMIT."""
+        story = usecases.request_story(unit_of_work(), user_id=current_user_id(),
+                                       period=body["period"],
+                                       daily_limit=current_settings().daily_limit,
+                                       clock=_clock())
+        return story, 202, {"Location": f"/stories/{story.period}"}
 
 
 @blp.route("/<period>")

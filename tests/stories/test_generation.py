@@ -297,6 +297,8 @@ def test_every_route_needs_a_valid_token(client: Client, make_token: Any) -> Non
         assert stories.delete("/stories/2026", headers=headers).status_code == 401
         assert stories.post("/stories/generate", json={"period": "2026"},
                             headers=headers).status_code == 401
+        assert stories.post("/stories/generate", json={"period": "nope"},
+                            headers=headers).status_code == 401
 
 
 def test_deleting_a_story_announces_it(db: Database) -> None:
