@@ -80,6 +80,17 @@ class SlowModel:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def sampled(self, seconds_between: float = 0.02) -> tuple[threading.Event, list[int]]:
+        """Calls in flight, sampled until the returned event is set."""
+        done, samples = threading.Event(), []
+
+        def sample() -> None:
+            while not done.wait(seconds_between):
+                samples.append(self.in_flight)
+
+        threading.Thread(target=sample, daemon=True).start()
+        return done, samples
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -321,7 +332,7 @@ def measure_stories(rounds: int = 2) -> dict[str, Any]:
                            STORY_LLM_CONCURRENCY=str(IN_FLIGHT), STORY_LLM_MODEL="slow")
         wrk.run("/stories?limit=20", True, wrk.warmup)
         list_idle, list_loaded, goals_idle, goals_loaded = [], [], [], []
-        in_flight: list[int] = []
+        in_flight: list[int] = []  # sampled through the loaded windows
         # 20 in flight while the backlog is asked for (~10 s) and both measurements run.
         backlog = int(IN_FLIGHT / MODEL_DELAY_S * 32)
         for _ in range(rounds):
@@ -333,10 +344,11 @@ def measure_stories(rounds: int = 2) -> dict[str, Any]:
             deadline = time.monotonic() + 15
             while model.in_flight < IN_FLIGHT and time.monotonic() < deadline:
                 time.sleep(0.05)
-            in_flight.append(model.in_flight)
+            done, samples = model.sampled()
             list_loaded.append(wrk.run("/stories?limit=20", True, duration))
             goals_loaded.append(bench.pipeline(GOAL_EVENTS))
-            in_flight.append(model.in_flight)
+            done.set()
+            in_flight += samples
         bench.settled(model)
         pipeline_p99 = _mean_p99(pipeline_idle)
         ratios = {
@@ -349,7 +361,8 @@ def measure_stories(rounds: int = 2) -> dict[str, Any]:
                 "pipeline_slow_idle": goals_idle, "pipeline_slow_loaded": goals_loaded,
                 "ratios": ratios,
                 "model": {"delay_s": MODEL_DELAY_S, "concurrency": IN_FLIGHT,
-                          "in_flight_at_window_edges": in_flight, "peak": model.peak,
+                          "in_flight_mean": sum(in_flight) / max(1, len(in_flight)),
+                          "in_flight_min": min(in_flight, default=0), "peak": model.peak,
                           "backlog_per_round": backlog},
                 "wrk": wrk.describe(), "cpu_busy_before": busy}
     finally:
@@ -372,18 +385,20 @@ def report(result: dict[str, Any]) -> bool:
     pi = result["pipeline_idle"]
     print(f"  goal events -> stories ({pi[0]['rate']:.0f}/s, before and after): p50 "
           f"{p99s(pi, 'p50_ms')} ms, p99 {p99s(pi)} ms")
-    print(f"  slow model: {m['delay_s']:.0f} s/call, {m['concurrency']} in flight (calls in "
-          f"flight at each loaded window's start and end: {m['in_flight_at_window_edges']}, "
-          f"peak {m['peak']}); {result['wrk']}; idle and loaded alternate")
+    print(f"  slow model: {m['delay_s']:.0f} s/call, {m['concurrency']} allowed in flight "
+          f"(sampled through the loaded windows: mean {m['in_flight_mean']:.1f}, min "
+          f"{m['in_flight_min']}, peak {m['peak']}); {result['wrk']}; idle and loaded "
+          "alternate, two rounds")
     li, ll = result["list_idle"], result["list_loaded"]
     print(f"  GET /stories?limit=20 p99 idle: {p99s(li)} ms "
           f"({p99s(li, 'rps')} req/s); loaded: {p99s(ll)} ms ({p99s(ll, 'rps')} req/s)")
     gi, gl = result["pipeline_slow_idle"], result["pipeline_slow_loaded"]
     print(f"  goal events -> stories p99 idle: {p99s(gi)} ms; loaded: {p99s(gl)} ms")
     ok = all(r["non_200"] == 0 and r["socket_errors"] == 0 for r in [*li, *ll])
-    ok &= min(m["in_flight_at_window_edges"]) >= IN_FLIGHT
+    ok &= m["in_flight_mean"] >= 0.95 * IN_FLIGHT
     if not ok:
-        print("  FAILED: non-200 answers, socket errors, or fewer than 20 calls in flight")
+        print("  FAILED: non-200 answers, socket errors, or fewer than 19 calls in flight on "
+              "average")
     for label, value in result["ratios"].items():
         met = value <= TARGETS[label]
         ok &= met
