@@ -2,8 +2,9 @@
 
 Generations arrive as `stories.generation.requested` jobs (committed by the request through
 the outbox) on stories' own job queue, apart from its event queue, so slow model calls never
-hold up the read models. Up to `STORY_LLM_CONCURRENCY` run at once in a thread pool; the
-prefetch is the same, so the broker hands out no more than can run. A job is acked once its
+hold up the read models. They run in a thread pool a little larger than
+`STORY_LLM_CONCURRENCY` (the generator bounds the model calls themselves to that); the
+prefetch is the pool's size, so the broker hands out no more than can run. A job is acked once its
 story is written (READY or FAILED); a worker that dies first leaves it unacked, and the
 broker redelivers it to the next worker, where it is written afresh (idempotent: a job whose
 story is no longer pending for it writes nothing). The sweeper fails and refunds stories
@@ -58,6 +59,10 @@ class Generations:
         self.stories = stories
         self.generator = generator
         self.concurrency = stories.generator.concurrency
+        # A few threads beyond the model's slots: a story being read or recorded holds a
+        # thread but no model call, so the model stays at `concurrency` calls in flight
+        # (the generator's own semaphore is what bounds those).
+        self.threads = self.concurrency + max(2, self.concurrency // 4)
         self.written_total = 0
         self._inflight: dict[Future[str | None], Message] = {}
         self._lock = threading.Lock()
@@ -66,7 +71,7 @@ class Generations:
         # A pool of its own: generations never wait for the event consumer's connections.
         db = Database(settings.database_url, "stories",
                       pool_size=max(2, min(self.concurrency, 5)))
-        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="generation")
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="generation")
         names = bus.Names(settings.namespace)
 
         def session(backoff: Backoff) -> None:
@@ -76,7 +81,7 @@ class Generations:
                 channel = connection.channel()
                 queue = job_queue(names)
                 bus.declare(channel, names, [queue])
-                channel.basic_qos(0, self.concurrency, False)
+                channel.basic_qos(0, self.threads, False)
 
                 def receive(message: Message) -> None:
                     self._start(message, pool, db, stop)
@@ -88,7 +93,7 @@ class Generations:
                     log.info("generating", extra={"queue": queue.name,
                                                   "concurrency": self.concurrency})
                     while not stop.is_set():
-                        bus.drain_ready(connection, wait=0.1, max_more=self.concurrency)
+                        bus.drain_ready(connection, wait=0.1, max_more=self.threads)
                         connection.heartbeat_check()
                         self._settle()
                     consumer.cancel()  # no new jobs; let those in flight finish
