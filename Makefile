@@ -88,7 +88,7 @@ test-edge: install ## schemathesis (every check, fixed seed) and the authorizati
 test-unit: install ## only the tests that need neither PostgreSQL nor RabbitMQ (seconds)
 	$(VENV)/bin/pytest -q -m unit $(ARGS)
 
-bench: install ## AMQP floor vs our pipeline, HTTP via the gateway (ARGS=http|pipeline: one)
+bench: install ## AMQP floor vs our pipeline, HTTP via the gateway, stories (ARGS=http|pipeline|stories: one)
 	$(PY) -m bench $(ARGS)
 
 lint: install ## ruff + mypy, squawk over migrations' SQL, shell syntax, generated files, lock, k8s

@@ -1,6 +1,6 @@
 """`make bench`: measured sections, each with its ratios and targets; one JSON line at the end.
 
-    python -m bench [pipeline] [http] [deploys] [tracing]   (default: all; ARGS=http: one)
+    python -m bench [pipeline] [http] [deploys] [tracing] [stories] [diary]   (ARGS=http: one)
 
 pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue #2): pipeline
           throughput >= 0.5 x the raw floor; pipeline p99 latency at a steady 50/s <= 5 x the
@@ -18,6 +18,10 @@ diary:    the diary at 1,000,000 posts (bench/diary.py; BENCH_DIARY_POSTS to sca
           through nginx >= 0.3 x diary's healthz, likes under load with exact counters, seeded
           in < 3 min, and no sequential scan in the new queries' plans. Not in the default
           run (it takes minutes): `make bench ARGS=diary`.
+stories:  the stories service through the gateway with its workers (bench/stories.py): template
+          generations at 10/s, request -> READY p99 <= 3 x the goal-event pipeline's
+          commit-to-applied p99 of the same run; with a 2 s/call model and 20 generations in
+          flight, GET /stories p99 and the goal pipeline's p99 each <= 2 x idle.
 The exit status is non-zero when a section misses a target.
 """
 
@@ -30,7 +34,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import deploys, diary, http, tracing
+from bench import deploys, diary, http, stories, tracing
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
@@ -83,9 +87,15 @@ def diary_section() -> Section:
     return {"diary": {k: v for k, v in result.items() if k != "explain"}}, ok
 
 
+def stories_section() -> Section:
+    result = stories.measure_stories()
+    return {"stories": result}, stories.report(result)
+
+
 SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section,
                                               "deploys": deploys_section,
                                               "tracing": tracing_section,
+                                              "stories": stories_section,
                                               "diary": diary_section}
 
 

@@ -136,10 +136,14 @@ def _children(pid: int) -> list[int]:
 
 
 class Stack:
-    """auth + goals web processes and the gateway, started and stopped by pid."""
+    """auth + goals web processes (or `services`) and the gateway, started and stopped by
+    pid, in `database` and bus `namespace` of their own."""
 
-    def __init__(self, root: Path, nginx: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, nginx: str, extra_env: dict[str, str] | None = None, *,
+                 services: tuple[str, ...] = SERVICES, database: str = DATABASE,
+                 namespace: str = NAMESPACE, log_prefix: str = "bench-http") -> None:
         self.root, self.nginx = root, nginx
+        self.services, self.database, self.log_prefix = services, database, log_prefix
         self.ports = {svc: free_port() for svc in ("auth", "goals", "diary", "stories")}
         gateway_port = free_port()
         self.url = f"http://127.0.0.1:{gateway_port}"
@@ -148,8 +152,8 @@ class Stack:
         self.logs = ROOT / "var" / "log"
         env = {k: v for k, v in BASE_ENV.items() if k not in {"BIND", "GUNICORN_CONTROL_SOCKET"}}
         env.update({f"{svc.upper()}_PORT": str(port) for svc, port in self.ports.items()})
-        # diary and stories are not started: their upstreams are free ports, never the dev ones.
-        env.update(DATABASE_NAME=DATABASE, EVENT_NAMESPACE=NAMESPACE,
+        # Services not started: their upstreams are free ports, never the dev ones.
+        env.update(DATABASE_NAME=database, EVENT_NAMESPACE=namespace,
                    GATEWAY_PORT=str(gateway_port),
                    AUTH_JWKS_URL=f"http://127.0.0.1:{self.ports['auth']}/auth/.well-known/jwks.json",
                    AUTH_KEYS_DIR=str(root / "keys"), MAIL_DIR=str(root / "mail"),
@@ -164,12 +168,12 @@ class Stack:
     def start(self) -> None:
         from shared.keys import generate
 
-        self.python("-m", "shared.bootstrap", "--database", DATABASE, "--drop")
-        for svc in SERVICES:
+        self.python("-m", "shared.bootstrap", "--database", self.database, "--drop")
+        for svc in self.services:
             self.python("-m", "shared.migrate", svc, "upgrade", "head")
         generate(self.root / "keys")
         self.logs.mkdir(parents=True, exist_ok=True)
-        for svc in SERVICES:
+        for svc in self.services:
             prom = self.root / "prometheus" / svc
             prom.mkdir(parents=True)
             env = {**self.env, "SERVICE": svc, "BIND": f"127.0.0.1:{self.ports[svc]}",
@@ -180,7 +184,7 @@ class Stack:
                      "deploy/gunicorn.conf.py", f"services.{svc}.app:create_app()"],
                     env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
         self._start_gateway()
-        for svc in SERVICES:
+        for svc in self.services:
             self._wait_ready(svc)
 
     def _start_gateway(self) -> None:
@@ -215,7 +219,7 @@ class Stack:
         raise RuntimeError(f"{svc} not ready through the gateway:\n{self.log_tail(svc)}")
 
     def log_path(self, svc: str) -> Path:
-        return self.logs / f"bench-http-{svc}-web.log"
+        return self.logs / f"{self.log_prefix}-{svc}-web.log"
 
     def log_tail(self, svc: str, lines: int = 25) -> str:
         tail = self.log_path(svc).read_text(errors="replace").splitlines()[-lines:]

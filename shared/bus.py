@@ -7,6 +7,9 @@ Topology (names say who publishes and who consumes; `growth` is the default name
   there, then dead-letters through `growth.requeue` (direct, key `<svc>`) back to its queue.
 - `growth.dead` (direct) -> `growth.<svc>.dead` (quorum): messages that failed every attempt
   or can never succeed; `python -m shared.dlq` lists and replays them.
+- `growth.<svc>.jobs` (quorum): a service's own slow work, published through its outbox like
+  any event and bound to its job types only, so slow jobs never hold up its event queue
+  (stories' generations); dead-letters to `growth.<svc>.dead`.
 """
 
 from __future__ import annotations
@@ -69,6 +72,9 @@ class Names:
     def dead_queue(self, service: str) -> str:
         return f"{self.namespace}.{service}.dead"
 
+    def jobs_queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}.jobs"
+
 
 def _direct(name: str) -> Exchange:
     return Exchange(name, type="direct", durable=True)
@@ -104,6 +110,22 @@ def service_queues(
     return queues
 
 
+def jobs_queue(names: Names, service: str, types: Iterable[str], *,
+               delivery_limit: int = 5) -> Queue:
+    """A service's job queue, bound to its job types on the events exchange. A job whose
+    worker dies on it `delivery_limit` times is dead-lettered (the service must then settle
+    it some other way: stories' sweeper fails a story whose job never finished)."""
+    events = Exchange(names.events, type="topic", durable=True)
+    return Queue(names.jobs_queue(service), durable=True,
+                 bindings=[binding(events, routing_key=t) for t in sorted(set(types))],
+                 queue_arguments={
+                     "x-queue-type": "quorum",
+                     "x-dead-letter-exchange": names.dead,
+                     "x-dead-letter-routing-key": service,
+                     "x-delivery-limit": delivery_limit,
+                 })
+
+
 def declare(channel: Any, names: Names, queues: Iterable[Queue] = ()) -> None:
     """Idempotent: called on every (re)connect, so a reset broker gets its topology back."""
     Exchange(names.events, type="topic", durable=True)(channel).declare()
@@ -121,6 +143,7 @@ def delete_namespace(url: str, names: Names, services: Iterable[str],
         channel = conn.channel()
         for service in services:
             for queue in [names.queue(service), names.dead_queue(service),
+                          names.jobs_queue(service),
                           *(names.retry_queue(service, d) for d in delays)]:
                 channel.queue_delete(queue)
         for exchange in (names.events, names.retry, names.requeue, names.dead):

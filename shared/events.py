@@ -113,6 +113,25 @@ class StoryGenerated:
     generated_at: datetime
 
 
+@dataclass(frozen=True)
+class StoryDeleted:
+    story_id: str
+    user_id: str
+    period: str
+    deleted_at: datetime
+
+
+@dataclass(frozen=True)
+class StoryRequested:
+    """Stories' own job: write the story `story_id` for the request `generation_id` (a later
+    request for the same story supersedes it)."""
+
+    story_id: str
+    user_id: str
+    period: str
+    generation_id: str
+
+
 # -- schemas: the wire form of each payload (validated at the producer and the consumer) --
 
 class PayloadSchema(Schema):
@@ -202,6 +221,22 @@ class StoryGeneratedSchema(PayloadSchema):
     generated_at = fields.AwareDateTime(required=True, default_timezone=UTC)
 
 
+class StoryDeletedSchema(PayloadSchema):
+    model = StoryDeleted
+    story_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    period = fields.String(required=True)
+    deleted_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+
+
+class StoryRequestedSchema(PayloadSchema):
+    model = StoryRequested
+    story_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    period = fields.String(required=True)
+    generation_id = fields.String(required=True)
+
+
 CATALOGUE: dict[str, type[PayloadSchema]] = {
     "auth.user.registered": UserProfileSchema,
     "auth.user.updated": UserProfileSchema,
@@ -217,10 +252,17 @@ CATALOGUE: dict[str, type[PayloadSchema]] = {
     "diary.post.unpublished": PostChangedSchema,
     "diary.post.deleted": PostChangedSchema,
     "stories.story.generated": StoryGeneratedSchema,
+    "stories.story.deleted": StoryDeletedSchema,
+    "stories.generation.requested": StoryRequestedSchema,
 }
 # Types published for which no service has a consumer yet, each with the reason.
 UNCONSUMED: dict[str, str] = {
-    "diary.post.updated": "stories consumes it (stories branch)",
+    "stories.story.deleted": "deleting a story gives no generation back, so auth's "
+                             "dailyGenerationCount has nothing to adjust; published for "
+                             "consumers to come",
+    "stories.generation.requested": "stories' own job, consumed from a queue of its own by "
+                                    "the stories worker's generation loop "
+                                    "(services/stories/jobs.py), not by an event handler",
 }
 _SCHEMAS = {type_: schema() for type_, schema in CATALOGUE.items()}
 

@@ -70,6 +70,7 @@ HANDLERS: Handlers = {
     "goals.goal.reopened": each(on_goal_reopened, reads=GOAL_STATUS_FIELDS),
     "goals.goal.deleted": each(on_goal_deleted, reads=("goal_id", "user_id")),
     "diary.post.published": each(on_post_published, reads=POST_FIELDS),
+    "diary.post.updated": each(on_post_published, reads=POST_FIELDS),
     "diary.post.unpublished": each(on_post_withdrawn, reads=POST_FIELDS),
     "diary.post.deleted": each(on_post_withdrawn, reads=POST_FIELDS),
 }

@@ -8,9 +8,19 @@ new value there must not break a consumer here.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, UniqueConstraint, func
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -23,19 +33,50 @@ class Base(EagerDefaults, DeclarativeBase):
 
 
 class Story(Timestamps, Base):
+    """One story per user per period, written by the stories worker.
+
+    PENDING from the request that admitted it until the worker writes it READY (content,
+    generated_at) or FAILED (error: a short reason a person can read). `generation_id` names
+    the request being served, so a job delivered twice or outlived by a newer request writes
+    nothing; `admitted_on` is the UTC day whose count it took, the day a failure refunds.
+    """
+
     __tablename__ = "stories"
     __table_args__ = (
         # One story per period per user; also serves "every story of a user".
         UniqueConstraint("user_id", "period"),
         # Keyset pagination of one user's stories, newest first.
         Index("ix_stories_user_id_created_at_id", "user_id", "created_at", "id"),
+        # The sweeper's scan for generations past their deadline.
+        Index("ix_stories_requested_at_pending", "requested_at",
+              postgresql_where=text("status = 'PENDING'")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(String(32))
-    # A period id: 2026-11-24, 2026-W48, 2026-11, 2026-Q4 or 2026.
+    # A period id: 2026-11-24, 2026-W48, 2026-11, 2026-Q4 or 2026 (services.stories.periods).
     period: Mapped[str] = mapped_column(String(32))
-    content: Mapped[str] = mapped_column(Text)
+    period_kind: Mapped[str] = mapped_column(String(8))
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # exclusive
+    status: Mapped[str] = mapped_column(String(16))  # PENDING | READY | FAILED
+    content: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    generated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    generation_id: Mapped[str | None] = mapped_column(String(32))
+    requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    admitted_on: Mapped[date | None] = mapped_column(Date)
+
+
+class GenerationCount(Base):
+    """Generations admitted per user per UTC day: the daily limit, counted in the statement
+    that admits a request."""
+
+    __tablename__ = "generation_counts"
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class Profile(Base):

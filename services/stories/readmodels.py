@@ -4,6 +4,12 @@ Events can arrive out of order (a retried message, competing consumers), so each
 says when it applies: a profile only if not older than the one held, a goal only if its
 version is newer, and never again once the goal has been deleted; a post only if its
 version is newer than the one held or than the one that withdrew it.
+
+Those rules read one row and write another (a goal's view and its deletion mark; a post's
+view and its withdrawal), so two workers applying two events of one goal or post at once
+could each act on what the other has not committed yet. Each update therefore first takes a
+transaction-scoped advisory lock on that goal or post: events of one entity apply one after
+the other, whatever worker holds them, and the later version wins.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -38,6 +44,14 @@ def record_profile(session: Session, *, profile: UserProfile, as_of: datetime) -
     ))
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
+def _serialize(session: Session, kind: str, entity_id: str) -> None:
+    """Hold this goal's or post's lock until the transaction ends."""
+    session.execute(_LOCK, {"key": f"stories.{kind}:{entity_id}"})
+
+
 def _was_deleted(session: Session, goal_id: str) -> bool:
     return session.get(DeletedGoal, goal_id) is not None
 
@@ -54,6 +68,7 @@ def _upsert_goal(session: Session, row: dict[str, Any]) -> None:
 
 def record_goal(session: Session, *, goal: GoalSnapshot) -> None:
     """A created/updated snapshot: the whole goal at its version."""
+    _serialize(session, "goal", goal.goal_id)
     if _was_deleted(session, goal.goal_id):
         return
     _upsert_goal(session, {name: getattr(goal, name) for name in GOAL_FIELDS})
@@ -68,6 +83,7 @@ def record_goal(session: Session, *, goal: GoalSnapshot) -> None:
 def record_goal_status(session: Session, *, change: GoalCompleted | GoalWithdrawn,
                        status: str, completed_at: datetime | None) -> None:
     """Completed or reopened: only status and completion time move."""
+    _serialize(session, "goal", change.goal_id)
     if _was_deleted(session, change.goal_id):
         return
     _upsert_goal(session, {
@@ -76,6 +92,7 @@ def record_goal_status(session: Session, *, change: GoalCompleted | GoalWithdraw
 
 
 def record_goal_deleted(session: Session, *, goal_id: str, user_id: str) -> None:
+    _serialize(session, "goal", goal_id)
     session.execute(insert(DeletedGoal).values(goal_id=goal_id, user_id=user_id)
                     .on_conflict_do_nothing())
     session.execute(delete(GoalView).where(GoalView.goal_id == goal_id))
@@ -98,6 +115,8 @@ def _older(held: Any, version: int | None) -> ColumnElement[bool]:
 
 
 def record_published_post(session: Session, *, post: PostChanged) -> None:
+    """Published, or a published post's title changed."""
+    _serialize(session, "post", post.post_id)
     version = post.version
     withdrawn = session.execute(select(WithdrawnPost.version)
                                 .where(WithdrawnPost.post_id == post.post_id)).first()
@@ -119,6 +138,7 @@ def record_published_post(session: Session, *, post: PostChanged) -> None:
 def forget_post(session: Session, *, post: PostChanged) -> None:
     """Unpublished or deleted: no longer something a story may draw on. The version that
     withdrew it is remembered, so an older publish delivered late does not bring it back."""
+    _serialize(session, "post", post.post_id)
     version = post.version
     view = session.execute(select(PostView.version)
                            .where(PostView.post_id == post.post_id)).first()

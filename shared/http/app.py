@@ -19,6 +19,7 @@ from flask import Flask, Response, g, request, send_from_directory
 from prometheus_client import Counter, Histogram
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound, UnsupportedMediaType
+from werkzeug.routing import BaseConverter
 
 from shared import logs, tracing
 from shared.config import Settings
@@ -60,9 +61,11 @@ def create_service_app(
     verifier: TokenVerifier | None = None,
     config: dict[str, Any] | None = None,
     documents: tuple[Document, ...] = (),
+    converters: dict[str, type[BaseConverter]] | None = None,
 ) -> Flask:
     """The skeleton every service's `create_app` fills with its blueprints (and, for routes
-    the gateway does not route, `documents` of their own)."""
+    the gateway does not route, `documents` of their own; `converters`: URL converters its
+    routes name, documented as strings)."""
     svc = settings.service
     logs.configure_logging(svc, settings.log_level)
     # templates/swagger_ui.html overrides flask-smorest's (the app's folder is searched first)
@@ -91,6 +94,9 @@ def create_service_app(
     tombstones = Tombstones(db, horizon_s=settings.tombstone_horizon_s)
     app.extensions["service"] = ServiceContext(settings, db, verifier, tombstones)
     api = ProblemApi(app)
+    for name, converter in (converters or {}).items():
+        app.url_map.converters[name] = converter
+        api.register_converter(converter, lambda _converter: {"type": "string"})
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     for document in documents:

@@ -30,15 +30,20 @@ EXCLUDED_CHECKS = {
     # Auth.js's adapter contract: looking up what is not there (or no longer) answers 200
     # `null` (docs/authjs-adapter.md, documented nullable), where use_after_free wants 404.
     "auth-adapter": ["use_after_free"],
+    # A draft is its author's alone and nobody likes or replies to one (issue 7: liking a
+    # draft or a missing post is 404): a post just created as a DRAFT answers its like,
+    # likes and replies routes 404 by design, which ensure_resource_availability reports as
+    # a created resource not found. (Schemathesis 4.32 honours no per-operation switch for
+    # this stateful check, so it is off for the diary's document; tests/diary holds the
+    # published case: a created post's likes and replies are found.)
+    "diary": ["ensure_resource_availability"],
 }
 
 
 DOCUMENTS = [*SERVICES, "auth-adapter"]
-# Findings in services being rewritten elsewhere (reported, not fixed here): strict, so the
-# line goes once the document is clean.
-KNOWN_FINDINGS = {
-    "stories": "the cursor's format is not documented (shared.pagination.cursor_field is)",
-}
+# A finding known and not fixed yet, document -> why: an expected failure, strict, so the
+# line goes once the document is clean. None today.
+KNOWN_FINDINGS: dict[str, str] = {}
 
 
 def documents(system: System) -> dict[str, tuple[str, str]]:

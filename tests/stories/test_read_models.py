@@ -17,6 +17,7 @@ from shared.db import Database
 from shared.events import Event
 from shared.ids import new_id
 from tests.helpers import apply_events, event, make_consumer, new_user_id
+from tests.stories.support import ready_story
 
 START = datetime(2026, 11, 23, tzinfo=UTC)
 DEADLINE = datetime(2026, 11, 29, 23, 59, 59, tzinfo=UTC)
@@ -203,7 +204,7 @@ def test_deleting_a_user_removes_every_row_about_them(consumer: EventConsumer,
             post_event("diary.post.unpublished", new_id(), user_id, version=2),
         )
         with db.sessions.begin() as session:
-            session.add(Story(user_id=user_id, period="2026-W48", content="A good week."))
+            session.add(ready_story(user_id, "2026-W48"))
 
     apply_events(consumer, event("auth.user.deleted", user_id=leaver,
                                  deleted_at=datetime.now(UTC)))

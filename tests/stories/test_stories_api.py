@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.stories.models import Story
 from tests.helpers import new_user_id
+from tests.stories.support import ready_story
 
 Client = Callable[[str], Any]
 
@@ -15,8 +15,7 @@ Client = Callable[[str], Any]
 def seed_stories(dbs: Any, user_id: str, periods: list[str]) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
     with dbs("stories").sessions.begin() as session:
-        session.add_all(Story(user_id=user_id, period=p, content=f"About {p}",
-                              created_at=start + timedelta(days=i))
+        session.add_all(ready_story(user_id, p, f"About {p}", created_at=start + timedelta(days=i))
                         for i, p in enumerate(periods))
 
 
