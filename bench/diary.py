@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 
 from bench import http
 
-DATABASE = "growth_diary_bench_diary"
+DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench") + "_diary"  # dropped at start
 NAMESPACE = f"benchdiary{os.getpid()}"
 SERVICES = ("auth", "diary")
 DEPTH = 1_000
