@@ -152,6 +152,9 @@ def _register_request_hooks(app: Flask, svc: str) -> None:
         if (request.method in ("POST", "PUT", "PATCH") and request.content_length
                 and not request.is_json):
             raise UnsupportedMediaType("Send a JSON body with Content-Type: application/json")
+        if any("\x00" in str(value) for value in (request.view_args or {}).values()):
+            # No id holds a NUL, and PostgreSQL cannot even take one as a parameter.
+            raise NotFound("No such resource")
         return None
 
     @app.after_request

@@ -81,3 +81,26 @@ def test_json_nested_a_thousand_deep_is_a_400_before_it_is_parsed(
     shallow = '{"title": ' + json.dumps([[["a"]]]) + ', "period": "DAILY"}'
     assert post_raw(client(service), path, shallow, auth_header(new_user_id())
                     ).status_code == 422  # parsed, then refused by the schema
+
+
+@pytest.mark.parametrize("service", ["auth", "goals", "diary", "stories"])
+def test_a_nul_in_a_path_id_is_a_404_on_every_route_that_takes_one(
+        service: str, client: Callable[[str], Any],
+        auth_header: Callable[[str], dict[str, str]]) -> None:
+    """Every documented operation with a path parameter, called with `a%00b` in it by a
+    signed-in member: 404 problem+json, never the 500 of PostgreSQL refusing the NUL."""
+    api = client(service)
+    document = api.get(f"/{service}/openapi.json").get_json()
+    headers = auth_header(new_user_id())
+    called = 0
+    for path, item in document["paths"].items():
+        if "{" not in path:
+            continue
+        concrete = "/".join("a%00b" if part.startswith("{") else part
+                            for part in path.split("/"))
+        for method in (m for m in item if m in ("get", "post", "put", "patch", "delete")):
+            response = api.open(concrete, method=method.upper(), json={}, headers=headers)
+            assert response.status_code == 404, (method, path, response.get_data(as_text=True))
+            assert response.mimetype == PROBLEM
+            called += 1
+    assert called, f"{service} documents no route with a path parameter"
