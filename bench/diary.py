@@ -46,7 +46,8 @@ from sqlalchemy.engine import make_url
 
 from bench import http
 
-DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench") + "_diary"  # dropped at start
+# BENCH_DATABASE_NAME names it (a suffix is added): dropped and made anew at start.
+DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench") + "_diary"
 NAMESPACE = f"benchdiary{os.getpid()}"
 SERVICES = ("auth", "diary")
 DEPTH = 1_000

@@ -38,7 +38,8 @@ from bench import http
 from bench.amqp_floor import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench") + "_stories"  # dropped at start
+# BENCH_DATABASE_NAME names it (a suffix is added): dropped and made anew at start.
+DATABASE = os.environ.get("BENCH_DATABASE_NAME", "growth_diary_bench") + "_stories"
 NAMESPACE = f"benchstories{os.getpid()}"
 GENERATION_RATE, GENERATIONS = 10.0, 200
 GOAL_RATE, GOAL_EVENTS = 20.0, 160
