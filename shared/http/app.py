@@ -24,6 +24,7 @@ from werkzeug.routing import BaseConverter
 from shared import logs, tracing
 from shared.config import Settings
 from shared.db import Database
+from shared.http.bearer import refuse_nul_ids
 from shared.http.context import ServiceContext
 from shared.http.openapi import Document
 from shared.http.probes import register_probes
@@ -152,9 +153,9 @@ def _register_request_hooks(app: Flask, svc: str) -> None:
         if (request.method in ("POST", "PUT", "PATCH") and request.content_length
                 and not request.is_json):
             raise UnsupportedMediaType("Send a JSON body with Content-Type: application/json")
-        if any("\x00" in str(value) for value in (request.view_args or {}).values()):
-            # No id holds a NUL, and PostgreSQL cannot even take one as a parameter.
-            raise NotFound("No such resource")
+        view = app.view_functions.get(request.endpoint or "")
+        if not getattr(view, "_authenticated", False):  # authenticated views: after the token
+            refuse_nul_ids(request.view_args or {})
         return None
 
     @app.after_request

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 
-from shared.errors import Unauthorized
+from shared.errors import NotFound, Unauthorized
 from shared.http.context import service
 from shared.tokens import InvalidToken
 
@@ -42,10 +42,18 @@ def authenticated(view: F) -> F:
             raise Unauthorized("The access token is invalid or expired")
         g.user_id = claims.user_id
         g.claims = claims
+        refuse_nul_ids(kwargs)  # after the token: a stranger learns nothing but 401
         return view(*args, **kwargs)
 
     wrapper._apidoc = getattr(view, "_apidoc", {})  # type: ignore[attr-defined]
+    wrapper._authenticated = True  # type: ignore[attr-defined]  # see shared.http.app
     return cast(F, wrapper)
+
+
+def refuse_nul_ids(view_args: dict[str, Any]) -> None:
+    """No id holds a NUL, and PostgreSQL cannot even take one as a parameter: 404."""
+    if any("\x00" in str(value) for value in view_args.values()):
+        raise NotFound("No such resource")
 
 
 def revoked_here(user_id: str, revoked_at: datetime) -> None:

@@ -181,7 +181,7 @@ def test_after_a_users_deletion_their_late_likes_replies_and_profile_bring_nothi
 
     late = auth_header(leaver)  # a token auth signed before the deletion
     wait_for(lambda: diary.put(f"/diary/posts/{post}/like", headers=late).status_code == 401,
-             timeout=2, message="the deleted user's token refused")
+             timeout=10, message="the deleted user's token refused")
     for method, path, body in [("put", f"/diary/posts/{post}/like", None),
                                ("post", f"/diary/posts/{post}/replies", {"content": "late"}),
                                ("post", "/diary/posts", {"title": "t", "content": "c"}),
