@@ -18,6 +18,7 @@ from alembic.config import Config
 from psycopg.conninfo import make_conninfo
 
 from shared.bootstrap import drop_database
+from tests.helpers import wait_for
 
 ENV_PY = """\
 from sqlalchemy import MetaData
@@ -110,10 +111,8 @@ class Writer:
     def __enter__(self) -> Writer:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 5
-        while self.writes < 20 and not self.errors:  # writing before the migration starts
-            assert time.monotonic() < deadline, "the writer did not start"
-            time.sleep(0.01)
+        wait_for(lambda: self.writes >= 20 or self.errors, timeout=5, interval=0.01,
+                 message="the writer writing before the migration starts")
         self.writes_before = self.writes
         return self
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from shared.bootstrap import bootstrap, purge
 from shared.config import role_name
 from shared.migrate import alembic_config, url_in
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,13 +52,15 @@ def test_two_deploys_of_one_service_at_once_both_succeed_and_apply_once(
                                      "head"], cwd=ROOT, env=run_env(scratch), text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                    for _ in range(2)]
-        deadline = time.monotonic() + 30
         waiting = """SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
                      WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = %s"""
-        while holder.execute(waiting, (scratch,)).fetchone() != (2,):
-            assert time.monotonic() < deadline, "the two deploys never waited for the lock"
+
+        def both_waiting() -> bool:
             assert all(d.poll() is None for d in deploys), [d.communicate() for d in deploys]
-            time.sleep(0.05)
+            return holder.execute(waiting, (scratch,)).fetchone() == (2,)
+
+        wait_for(both_waiting, timeout=30, interval=0.05,
+                 message="the two deploys waiting for the lock")
         holder.execute("SELECT pg_advisory_unlock(hashtextextended('shared.migrate:goals', 0))")
         outputs = [d.communicate(timeout=60)[0] for d in deploys]
     assert [d.returncode for d in deploys] == [0, 0], outputs
