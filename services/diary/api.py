@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from flask.views import MethodView
@@ -22,35 +20,15 @@ from services.diary.schemas import (
     ReplyWriteSchema,
     UserPostsQuerySchema,
 )
-from shared.errors import NotFound
 from shared.http import Blueprint, authenticated, current_user_id, unit_of_work
 from shared.pagination import Page
 
 blp = Blueprint("diary", __name__, url_prefix="/diary",
                 description="Growth diary posts, their likes and replies")
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
-MAX_ID = 32  # the id columns' length
-
-
-def known_ids(view: Callable[..., Any]) -> Callable[..., Any]:
-    """An id in the path that no row can have (longer than any id, or with a NUL, which
-    PostgreSQL cannot even compare) is a 404 before it reaches the database."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        for name, missing in (("post_id", "No such post"), ("reply_id", "No such reply"),
-                              ("user_id", "No such user")):
-            value = kwargs.get(name)
-            if value is not None and (len(value) > MAX_ID or "\x00" in value):
-                raise NotFound(missing)
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
 @blp.route("/posts", strict_slashes=False)
 class Posts(MethodView):
-    decorators = [known_ids, authenticated]
+    decorators = [authenticated]
 
     @blp.arguments(PostCreateSchema)
     @blp.response(201, PostSchema)
@@ -62,7 +40,7 @@ class Posts(MethodView):
 
 @blp.route("/posts/<post_id>")
 class PostById(MethodView):
-    decorators = [known_ids, authenticated]
+    decorators = [authenticated]
 
     @blp.response(200, PostSchema)
     @blp.doc(security=SECURITY)
@@ -89,7 +67,6 @@ class PostById(MethodView):
 @blp.response(200, PostSchema)
 @blp.doc(security=SECURITY)
 @authenticated
-@known_ids
 def publish(post_id: str) -> Any:
     """Publish one of my drafts (idempotent)"""
     return usecases.publish_post(unit_of_work(), author_id=current_user_id(), post_id=post_id)
@@ -99,7 +76,6 @@ def publish(post_id: str) -> Any:
 @blp.response(200, PostSchema)
 @blp.doc(security=SECURITY)
 @authenticated
-@known_ids
 def unpublish(post_id: str) -> Any:
     """Make one of my posts a draft again, keeping its likes and replies (idempotent)"""
     return usecases.unpublish_post(unit_of_work(), author_id=current_user_id(),
@@ -111,7 +87,6 @@ def unpublish(post_id: str) -> Any:
 @blp.response(200, PostPageSchema)
 @blp.doc(security=SECURITY)
 @authenticated
-@known_ids
 def feed(query: dict[str, Any]) -> Page[Any]:
     """Everyone's published posts, newest published first"""
     return usecases.feed(unit_of_work(), viewer_id=current_user_id(), **query)
@@ -122,7 +97,6 @@ def feed(query: dict[str, Any]) -> Page[Any]:
 @blp.response(200, PostPageSchema)
 @blp.doc(security=SECURITY)
 @authenticated
-@known_ids
 def user_posts(query: dict[str, Any], user_id: str) -> Page[Any]:
     """A user's published posts, newest written first; my own page also has my drafts"""
     return usecases.user_posts(unit_of_work(), viewer_id=current_user_id(), user_id=user_id,
@@ -131,7 +105,7 @@ def user_posts(query: dict[str, Any], user_id: str) -> Page[Any]:
 
 @blp.route("/posts/<post_id>/like")
 class PostLike(MethodView):
-    decorators = [known_ids, authenticated]
+    decorators = [authenticated]
 
     @blp.response(200, LikeStateSchema)
     @blp.doc(security=SECURITY)
@@ -152,7 +126,6 @@ class PostLike(MethodView):
 @blp.response(200, LikePageSchema)
 @blp.doc(security=SECURITY)
 @authenticated
-@known_ids
 def post_likes(query: dict[str, Any], post_id: str) -> Page[Any]:
     """Who liked a post, newest first"""
     return usecases.post_likes(unit_of_work(), viewer_id=current_user_id(), post_id=post_id,
@@ -161,7 +134,7 @@ def post_likes(query: dict[str, Any], post_id: str) -> Page[Any]:
 
 @blp.route("/posts/<post_id>/replies")
 class PostReplies(MethodView):
-    decorators = [known_ids, authenticated]
+    decorators = [authenticated]
 
     @blp.arguments(PageQuerySchema, location="query")
     @blp.response(200, ReplyPageSchema)
@@ -182,7 +155,7 @@ class PostReplies(MethodView):
 
 @blp.route("/replies/<reply_id>")
 class ReplyById(MethodView):
-    decorators = [known_ids, authenticated]
+    decorators = [authenticated]
 
     @blp.arguments(ReplyWriteSchema)
     @blp.response(200, ReplySchema)
