@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, make_dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
-import psycopg
 from marshmallow import fields, validate
-from psycopg.rows import args_row
-from sqlalchemy import ColumnElement, Integer, Row, Select, bindparam, literal_column, tuple_
-from sqlalchemy import exc as sa_exc
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, literal_column, tuple_
 from sqlalchemy.orm import Session
 
+from shared.db import fetch
 from shared.errors import Invalid
 
 T = TypeVar("T")
@@ -57,42 +55,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return _EPOCH + int(micros, 16) * _MICROSECOND, id_
 
 
-def newest_first(
-    session: Session,
-    query: Select[Any],
-    *,
-    created: ColumnElement[Any],
-    id_: ColumnElement[Any],
-    limit: int,
-    cursor: str | None = None,
-) -> Page[Row[Any]]:
-    """One page of `query` (a select of a table's columns) ordered by (created, id)
-    descending.
-
-    A page is rows, not mapped objects: a list is a read (cosmicpython's CQRS chapter), so
-    it needs no identity map or change tracking, and skipping them halves what the ORM
-    costs per row. A row reads like the object (`row.user_id`), so schemas dump either.
-    """
-    if cursor:
-        after_created, after_id = decode_cursor(cursor)
-        query = query.where(tuple_(created, id_) < tuple_(after_created, after_id))
-    query = query.order_by(created.desc(), id_.desc()).limit(limit + 1)
-    rows = list(session.execute(query).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if not (more and rows):
-        return Page(rows, None)
-    last = rows[-1]._mapping
-    return Page(rows, encode_cursor(last[created], last[id_]))
-
-
 class Keyset:
     """A query paged by (created, id), its statements built once: the first page and the
     page after a cursor, per limit, with the cursor's values as parameters.
 
-    For a read path that runs on every request (the diary's feed). Executing the same
-    statement object again, SQLAlchemy finds its compiled form by the cache key memoized on
-    that object (`newest_first` builds and keys a new statement per call). The limit is a
+    Every list of the API is one (goals, stories, the diary's feed and pages): built at
+    import, each statement is compiled once per process and run straight on psycopg
+    (shared.db.fetch). A page is rows, not mapped objects: a list is a read (cosmicpython's
+    CQRS chapter), so it needs no identity map or change tracking. The limit is a
     literal, not a parameter: once psycopg has prepared the statement, PostgreSQL can run
     its generic plan and skip planning, which it would not with an unknown LIMIT (it costs
     that as a tenth of the table and keeps planning each execution anew).
@@ -128,7 +98,7 @@ class Keyset:
         if cursor:
             values["after_created"], values["after_id"] = decode_cursor(cursor)
         statement = self.statement(limit=limit, after=bool(cursor))
-        rows = _fetch(session, statement, values, self.row)
+        rows = fetch(session, statement, values, row=self.row)
         more = len(rows) > limit
         rows = rows[:limit]
         if not (more and rows):
@@ -136,41 +106,3 @@ class Keyset:
         last = rows[-1]
         return Page(rows, encode_cursor(getattr(last, str(self.created.key)),
                                         getattr(last, str(self.id_.key))))
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    sql: str
-    defaults: dict[str, Any]
-    row: Any  # psycopg row factory
-
-
-_COMPILED: dict[int, tuple[Select[Any], _Compiled]] = {}
-
-
-def _fetch(session: Session, statement: Select[Any], values: dict[str, Any],
-           row: Callable[..., Any] | None) -> list[Any]:
-    """The rows of a statement built once, straight from psycopg: SQLAlchemy compiles it
-    once per process and is not asked again per call, which on the feed halves what the
-    process adds to the query (measured by bench/diary.py). A row is a slotted object with
-    the statement's column names as attributes, so schemas dump it like a Row. Errors come
-    out as SQLAlchemy's (an outage is still a 503), and a broken connection is invalidated.
-    """
-    connection = session.connection()
-    found = _COMPILED.get(id(statement))
-    if found is None or found[0] is not statement:
-        compiled = statement.compile(dialect=connection.dialect)
-        names = [str(column.key) for column in statement.selected_columns]
-        row = row or make_dataclass("KeysetRow", names, slots=True)
-        found = _COMPILED[id(statement)] = (statement, _Compiled(
-            str(compiled), dict(compiled.params), args_row(row)))
-    plan = found[1]
-    dbapi = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
-    try:
-        with dbapi.cursor(row_factory=plan.row) as cur:
-            return list(cur.execute(plan.sql, {**plan.defaults, **values}).fetchall())
-    except psycopg.Error as error:
-        if dbapi.broken:
-            connection.invalidate(error)
-        raise sa_exc.DBAPIError.instance(plan.sql, None, error, psycopg.Error,
-                                         hide_parameters=True) from error

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from sqlalchemy import Row
 
 from services.goals import usecases
 from services.goals.models import Goal
@@ -31,7 +30,7 @@ class Goals(MethodView):
     @blp.arguments(GoalQuerySchema, location="query")
     @blp.response(200, GoalPageSchema)
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any]) -> Page[Row[Any]]:
+    def get(self, query: dict[str, Any]) -> Page[Any]:
         """List my goals, newest first, optionally by status and period"""
         return usecases.list_goals(unit_of_work(), user_id=current_user_id(), **query)
 

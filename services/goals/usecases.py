@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import String, bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from services.goals.models import Goal, GoalPeriod, GoalStatus
 from services.goals.periods import period_end
 from shared.db import UnitOfWork, first_or_not_found, utcnow
 from shared.errors import Conflict, Invalid
-from shared.pagination import Page, newest_first
+from shared.pagination import Keyset, Page
 
 
 def snapshot(goal: Goal) -> dict[str, Any]:
@@ -73,6 +73,22 @@ def get_goal(uow: UnitOfWork, *, user_id: str, goal_id: str) -> Goal:
         return _owned(uow.session, user_id, goal_id)
 
 
+_GOALS = Goal.__table__.c
+_OWNED_BY = select(Goal.__table__).where(_GOALS.user_id == bindparam("user_id", type_=String))
+# A user's list, by the filters given: (status given, period given) -> its statements, built
+# once. The (userId, createdAt, id) index serves the unfiltered list; (userId, status) and
+# (userId, period) the filtered ones.
+_LISTS = {
+    (by_status, by_period): Keyset(
+        _OWNED_BY.where(*([_GOALS.status == bindparam("status", type_=_GOALS.status.type)]
+                          if by_status else []),
+                        *([_GOALS.period == bindparam("period", type_=_GOALS.period.type)]
+                          if by_period else [])),
+        created=_GOALS.created_at, id_=_GOALS.id)
+    for by_status in (False, True) for by_period in (False, True)
+}
+
+
 def list_goals(
     uow: UnitOfWork,
     *,
@@ -81,17 +97,16 @@ def list_goals(
     period: GoalPeriod | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> Page[Row[Any]]:
-    """Newest first; the (userId, status) and (userId, period) indexes serve the filters."""
-    goals = Goal.__table__.c
-    query = select(Goal.__table__).where(goals.user_id == user_id)
+) -> Page[Any]:
+    """Newest first: rows, not mapped objects (a list is a read)."""
+    params: dict[str, Any] = {"user_id": user_id}
     if status is not None:
-        query = query.where(goals.status == status)
+        params["status"] = status
     if period is not None:
-        query = query.where(goals.period == period)
+        params["period"] = period
     with uow.read_only():
-        return newest_first(uow.session, query, created=goals.created_at, id_=goals.id,
-                            limit=limit, cursor=cursor)
+        return _LISTS[status is not None, period is not None].page(
+            uow.session, limit=limit, cursor=cursor, params=params)
 
 
 _UNSET: Any = object()

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from sqlalchemy import Row
 from werkzeug.routing import BaseConverter
 
 from services.stories import usecases
@@ -49,7 +48,7 @@ class Stories(MethodView):
     @blp.arguments(StoryQuerySchema, location="query")
     @blp.response(200, StoryPageSchema)
     @blp.doc(security=SECURITY)
-    def get(self, query: dict[str, Any]) -> Page[Row[Any]]:
+    def get(self, query: dict[str, Any]) -> Page[Any]:
         """List my stories, newest first"""
         return usecases.list_stories(unit_of_work(), user_id=current_user_id(), **query)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, or_, select, update
+from sqlalchemy import String, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,7 @@ from shared.db import UnitOfWork, first_or_not_found, utcnow
 from shared.errors import Invalid, TooManyRequests
 from shared.events import StoryRequested
 from shared.ids import new_id
-from shared.pagination import Page, newest_first
+from shared.pagination import Keyset, Page
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +141,18 @@ def delete_story(uow: UnitOfWork, *, user_id: str, period: str, clock: Clock = u
         uow.commit()
 
 
+_STORIES = Story.__table__.c
+_MINE = Keyset(select(Story.__table__).where(
+    _STORIES.user_id == bindparam("user_id", type_=String)),
+    created=_STORIES.created_at, id_=_STORIES.id)
+
+
 def list_stories(
     uow: UnitOfWork, *, user_id: str, limit: int = 50, cursor: str | None = None
-) -> Page[Row[Any]]:
+) -> Page[Any]:
     """Newest first, a keyset page at a time."""
-    stories = Story.__table__.c
     with uow.read_only():
-        return newest_first(uow.session, select(Story.__table__).where(
-            stories.user_id == user_id), created=stories.created_at, id_=stories.id,
-            limit=limit, cursor=cursor)
+        return _MINE.page(uow.session, limit=limit, cursor=cursor, params={"user_id": user_id})
 
 
 # -- the worker's side ------------------------------------------------------------------

@@ -13,9 +13,11 @@ import re
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import orjson
 from flask import Flask, Response, g, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client import Counter, Histogram
 from swagger_ui_bundle import swagger_ui_path
 from werkzeug.exceptions import NotFound, UnsupportedMediaType
@@ -50,6 +52,23 @@ DOCS_ASSET_MAX_AGE_S = 86400  # the files change only with the pinned package
 
 LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency",
                     ["service", "method", "endpoint"])
+
+
+class FastJSON(DefaultJSONProvider):
+    """Responses encoded by orjson, in the schema's key order: a page of 20 goals or posts
+    in a tenth of the time json takes (about 0.1 ms a request, measured by bench/diary.py).
+    The same JSON, except that non-ASCII text is sent as UTF-8 rather than as \\u escapes;
+    debug mode keeps the indented form. What orjson cannot encode goes to Flask's default."""
+
+    sort_keys = False
+
+    def response(self, *args: Any, **kwargs: Any) -> Any:
+        if self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)
+        obj = self._prepare_response_obj(args, kwargs)
+        body = orjson.dumps(obj, default=self.default, option=orjson.OPT_APPEND_NEWLINE)
+        response_class = cast(type[Response], self._app.response_class)
+        return response_class(body, mimetype=self.mimetype)
 
 
 def create_service_app(
@@ -87,7 +106,7 @@ def create_service_app(
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.config.update(config or {})
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # the schema's order, unsorted: less work
+    app.json = FastJSON(app)
     db = db or Database(settings.database_url, svc)
     verifier = verifier or TokenVerifier(
         issuer=settings.token_issuer, audience=settings.token_audience,

@@ -124,7 +124,7 @@ class Me(MethodView):
 
     @blp.response(200, ProfileSchema)
     @blp.doc(security=SECURITY)
-    def get(self) -> User:
+    def get(self) -> Any:
         """My profile, private fields included"""
         return usecases.get_me(unit_of_work(), user_id=current_user_id())
 
@@ -144,7 +144,7 @@ class Me(MethodView):
 
 @blp.route("/users/<user_id>")
 @blp.response(200, PublicProfileSchema)
-def public_profile(user_id: str) -> User:
+def public_profile(user_id: str) -> Any:
     """A user's public profile"""
     return usecases.get_public_profile(unit_of_work(), user_id=user_id)
 
