@@ -6,11 +6,15 @@ Everything is its own: database `growth_diary_bench_http`, bus namespace, free p
 keys and gateway files in a temporary directory, so a running dev system is not disturbed and
 does not disturb the figures. No worker runs: the outbox rows the setup writes stay unsent.
 
-Each endpoint gets a warm-up run, then a measured run of the same length:
-GET /goals/healthz, GET /goals?limit=20 (20 goals, bearer token), GET /auth/healthz,
-GET /auth/me (bearer token). Afterwards the RSS and PSS of every gunicorn worker.
+Each endpoint gets a warm-up run, then BENCH_HTTP_DURATION of measurement cut into
+BENCH_HTTP_ROUNDS slices, the endpoints taking turns slice by slice (a machine shared with
+other work then weighs on all of them alike): GET /goals/healthz, GET /goals?limit=20
+(20 goals, bearer token), GET /auth/healthz, GET /auth/me (bearer token). An endpoint's
+throughput is over all its slices; its percentiles are the median of its slices'.
+Afterwards the RSS and PSS of every gunicorn worker.
 
-Environment: BENCH_HTTP_DURATION (8s), BENCH_HTTP_WARMUP (2s), BENCH_HTTP_THREADS (2),
+Environment: BENCH_HTTP_DURATION (8s), BENCH_HTTP_ROUNDS (4), BENCH_HTTP_WARMUP (2s),
+BENCH_HTTP_THREADS (2),
 BENCH_HTTP_CONNECTIONS (16) for wrk; WEB_CONCURRENCY / WEB_THREADS as for production;
 NGINX / WRK (paths to the binaries; else found on PATH, else installed with apt-get).
 """
@@ -23,6 +27,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -341,24 +346,58 @@ def measure_http(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
         stack.start()
         token = _seed(stack.url)
         wrk = Wrk(wrk_bin, root, stack.url, token)
-        runs: dict[str, dict[str, float]] = {}
         served = 0
-        for name, (path, authorized) in ENDPOINTS.items():
+        for path, authorized in ENDPOINTS.values():
             served += int(wrk.run(path, authorized, wrk.warmup)["requests"])
-            runs[name] = wrk.run(path, authorized, wrk.duration)
-            served += int(runs[name]["requests"])
+        # Interleaved slices: the machine is shared, and whatever else runs weighs on every
+        # endpoint alike instead of on whichever had its turn at the time.
+        slices: dict[str, list[dict[str, float]]] = {name: [] for name in ENDPOINTS}
+        rounds = max(1, int(BASE_ENV.get("BENCH_HTTP_ROUNDS") or "4"))
+        seconds = _seconds(wrk.duration) / rounds
+        for _ in range(rounds):
+            for name, (path, authorized) in ENDPOINTS.items():
+                slices[name].append(wrk.run(path, authorized, f"{seconds:g}s"))
+                served += int(slices[name][-1]["requests"])
+        runs = {name: _combined(runs) for name, runs in slices.items()}
         top_up = []
         list_path, _ = ENDPOINTS["goals_list"]
         while served < MIN_SERVED:  # only with short runs: memory is read after 10,000
             top_up.append(wrk.run(list_path, True, wrk.warmup))
             served += int(top_up[-1]["requests"])
-        return {"wrk": wrk.describe(), "runs": runs, "top_up": top_up, "served": served,
+        return {"wrk": wrk.describe() + f", in {rounds} interleaved slices per endpoint",
+                "runs": runs, "top_up": top_up, "served": served,
                 "ratios": _ratios(runs), "memory": _memory(stack),
                 "web_threads": int(BASE_ENV.get("WEB_THREADS") or "1"),  # gunicorn.conf default
                 "cpu_busy_before": busy}
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _seconds(duration: str) -> float:
+    """wrk's duration ("8s", "1m", "500ms") in seconds."""
+    for suffix, scale in (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)):
+        if duration.endswith(suffix):
+            return float(duration[:-len(suffix)]) * scale
+    return float(duration)
+
+
+def _combined(slices: list[dict[str, float]]) -> dict[str, Any]:
+    """One endpoint's slices as one run: throughput over all of them; each percentile the
+    median of the slices' (a slice's tail is its own, not blurred into the others'); the
+    worst max; errors summed."""
+    def median(key: str) -> float:
+        return statistics.median(s[key] for s in slices)
+
+    requests = sum(s["requests"] for s in slices)
+    duration = sum(s["duration_s"] for s in slices)
+    return {"requests": requests, "duration_s": duration, "rps": requests / duration,
+            "p50_ms": median("p50_ms"), "p90_ms": median("p90_ms"), "p99_ms": median("p99_ms"),
+            "max_ms": max(s["max_ms"] for s in slices),
+            "non_200": sum(s["non_200"] for s in slices),
+            "non_2xx_3xx": sum(s["non_2xx_3xx"] for s in slices),
+            "socket_errors": sum(s["socket_errors"] for s in slices),
+            "slice_rps": [s["rps"] for s in slices]}
 
 
 def _ratios(runs: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -393,6 +432,7 @@ def report(result: dict[str, Any]) -> bool:
               f"p90 {r['p90_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  max {r['max_ms']:7.2f} ms"
               f"  ({r['requests']:.0f} requests, {r['non_200']:.0f} non-200, "
               f"{r['socket_errors']:.0f} socket errors)")
+        print(f"  {'':<22}slices: {', '.join(f'{x:.0f}' for x in r['slice_rps'])} req/s")
     for r in [*runs.values(), *result["top_up"]]:
         ok &= r["non_200"] == 0 and r["non_2xx_3xx"] == 0 and r["socket_errors"] == 0
     if not ok:
