@@ -10,6 +10,10 @@ view and its withdrawal), so two workers applying two events of one goal or post
 could each act on what the other has not committed yet. Each update therefore first takes a
 transaction-scoped advisory lock on that goal or post: events of one entity apply one after
 the other, whatever worker holds them, and the later version wins.
+
+Each write also marks the row confirmed (`synced_at`): a resync removes, at its end, the
+rows of a producer that neither its snapshots nor its live events confirmed since the
+resync was asked (shared.resync).
 """
 
 from __future__ import annotations
@@ -32,14 +36,15 @@ PROFILE_FIELDS = ("name", "current_role", "experience_level", "industry",
 
 
 def record_profile(session: Session, *, profile: UserProfile, as_of: datetime) -> None:
-    row = {"user_id": profile.user_id, "updated_at": as_of,
+    row = {"user_id": profile.user_id, "updated_at": as_of, "synced_at": func.now(),
            **{name: getattr(profile, name) for name in PROFILE_FIELDS}}
     for name in ("current_skills", "target_skills", "current_goals"):
         row[name] = row[name] or []
     stmt = insert(Profile).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[Profile.user_id],
-        set_={name: stmt.excluded[name] for name in (*PROFILE_FIELDS, "updated_at")},
+        set_={name: stmt.excluded[name]
+              for name in (*PROFILE_FIELDS, "updated_at", "synced_at")},
         where=Profile.updated_at <= stmt.excluded.updated_at,
     ))
 
@@ -57,7 +62,9 @@ def _was_deleted(session: Session, goal_id: str) -> bool:
 
 
 def _upsert_goal(session: Session, row: dict[str, Any]) -> None:
-    """Insert, or overwrite the given columns if this version is newer than the one held."""
+    """Insert, or overwrite the given columns if this version is newer than the one held
+    (which confirms the row: `synced_at`, shared.resync)."""
+    row = {**row, "synced_at": func.now()}
     stmt = insert(GoalView).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[GoalView.goal_id],
@@ -125,12 +132,12 @@ def record_published_post(session: Session, *, post: PostChanged) -> None:
             return
         session.execute(delete(WithdrawnPost).where(WithdrawnPost.post_id == post.post_id))
     row = {"post_id": post.post_id, "author_id": post.author_id, "title": post.title,
-           "published_at": post.published_at, "version": version}
+           "published_at": post.published_at, "version": version, "synced_at": func.now()}
     stmt = insert(PostView).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[PostView.post_id],
         set_={name: stmt.excluded[name]
-              for name in ("author_id", "title", "published_at", "version")},
+              for name in ("author_id", "title", "published_at", "version", "synced_at")},
         where=_older(PostView.version, version),
     ))
 
