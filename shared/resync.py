@@ -40,7 +40,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared import bus
-from shared.config import Settings, load_env_file
+from shared.config import Settings, env_int, load_env_file
 from shared.consumer import Handler, each
 from shared.db import Database, UnitOfWork, is_database_outage
 from shared.events import Event, ResyncCompleted, ResyncRequested
@@ -165,11 +165,13 @@ class Answerer:
     """The producer's answer loop (a worker loop): one batch of snapshots per transaction
     for the oldest open request, until none is left; then it looks again every `idle_s`."""
 
-    def __init__(self, service: str, source: Source, *, batch: int = 500,
+    def __init__(self, service: str, source: Source, *, batch: int | None = None,
                  idle_s: float = 1.0) -> None:
         self.service = service
         self.source = source
-        self.batch = batch
+        # Rows per transaction: short enough to hold no lock for long (auth's page is read
+        # FOR SHARE), long enough that a round trip per batch costs nothing.
+        self.batch = batch or env_int("RESYNC_BATCH", 500)
         self.idle_s = idle_s
 
     def step(self, db: Database) -> bool:
