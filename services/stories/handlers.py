@@ -6,7 +6,7 @@ from services.stories import readmodels
 from services.stories.models import GoalView, PostView, Profile
 from services.stories.usecases import forget_user
 from shared import resync
-from shared.consumer import Handlers, each
+from shared.consumer import Handlers, batch, each
 from shared.db import UnitOfWork
 from shared.events import (
     Event,
@@ -63,9 +63,9 @@ def on_profile_snapshot(uow: UnitOfWork, event: Event[UserProfile]) -> None:
     resync.confirm(uow.session, Profile, event.data.user_id)
 
 
-def on_goal_resync(uow: UnitOfWork, event: Event[GoalSnapshot]) -> None:
-    on_goal_snapshot(uow, event)
-    resync.confirm(uow.session, GoalView, event.data.goal_id)
+def on_goal_resync(uow: UnitOfWork, events: list[Event[GoalSnapshot]]) -> None:
+    """Many at once: a resync sends every goal there is."""
+    readmodels.record_goal_snapshots(uow.session, [e.data for e in events])
 
 
 def on_post_snapshot(uow: UnitOfWork, event: Event[PostChanged]) -> None:
@@ -95,7 +95,7 @@ HANDLERS: Handlers = {
     "diary.post.deleted": each(on_post_withdrawn, reads=POST_FIELDS),
     "auth.user.snapshot": each(on_profile_snapshot,
                                reads=("user_id", *readmodels.PROFILE_FIELDS)),
-    "goals.goal.snapshot": each(on_goal_resync, reads=readmodels.GOAL_FIELDS),
+    "goals.goal.snapshot": batch(on_goal_resync, reads=readmodels.GOAL_FIELDS),
     "diary.post.snapshot": each(on_post_snapshot, reads=POST_FIELDS),
     **resync.completing({"auth": resync.sweeper(Profile), "goals": resync.sweeper(GoalView),
                          "diary": resync.sweeper(PostView)}),

@@ -18,6 +18,7 @@ resync was asked (shared.resync).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -85,6 +86,48 @@ def record_goal(session: Session, *, goal: GoalSnapshot) -> None:
         .where(GoalView.goal_id == goal.goal_id, GoalView.title.is_(None))
         .values(title=goal.title, start_date=goal.start_date, deadline=goal.deadline)
     )
+
+
+_LOCKS = text("""
+    SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+    FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted""")
+_CONFIRM_GOALS = text("""
+    UPDATE goal_views g SET synced_at = now(),
+        title = coalesce(g.title, v.title), start_date = coalesce(g.start_date, v.start_date),
+        deadline = coalesce(g.deadline, v.deadline)
+    FROM unnest(CAST(:ids AS varchar[]), CAST(:titles AS text[]),
+                CAST(:starts AS timestamptz[]), CAST(:deadlines AS timestamptz[]))
+         AS v(goal_id, title, start_date, deadline)
+    WHERE g.goal_id = v.goal_id""")
+
+
+def record_goal_snapshots(session: Session, goals: Sequence[GoalSnapshot]) -> None:
+    """A resync's goals (shared.resync), a delivered batch at once: what `record_goal` does
+    for each, in four statements for the batch (the goals' locks, in one order; their
+    deletion marks; the version-guarded upsert; the fill of what a status event left
+    unknown), and every row confirmed, newer or not."""
+    latest: dict[str, GoalSnapshot] = {}
+    for goal in goals:
+        held = latest.get(goal.goal_id)
+        if held is None or held.version < goal.version:
+            latest[goal.goal_id] = goal
+    session.execute(_LOCKS, {"keys": [f"stories.goal:{goal_id}" for goal_id in latest]})
+    deleted = set(session.scalars(select(DeletedGoal.goal_id)
+                                  .where(DeletedGoal.goal_id.in_(list(latest)))))
+    live = [goal for goal_id, goal in sorted(latest.items()) if goal_id not in deleted]
+    if not live:
+        return
+    stmt = insert(GoalView).values([
+        {**{name: getattr(goal, name) for name in GOAL_FIELDS}, "synced_at": func.now()}
+        for goal in live])
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[GoalView.goal_id],
+        set_={name: stmt.excluded[name] for name in (*GOAL_FIELDS[1:], "synced_at")},
+        where=GoalView.version < stmt.excluded.version,
+    ))
+    session.execute(_CONFIRM_GOALS, {
+        "ids": [g.goal_id for g in live], "titles": [g.title for g in live],
+        "starts": [g.start_date for g in live], "deadlines": [g.deadline for g in live]})
 
 
 def record_goal_status(session: Session, *, change: GoalCompleted | GoalWithdrawn,

@@ -112,6 +112,30 @@ def test_a_snapshot_brings_back_neither_a_deleted_goal_nor_a_deleted_user(
                                {"u": gone_user}).scalar() == 0
 
 
+def test_a_batch_of_goal_snapshots_applies_each_as_it_would_alone(
+        consumer: EventConsumer, stories: Database) -> None:
+    user_id = new_user_id()
+    overtaken, twice, deleted = new_id(), new_id(), new_id()
+    apply_events(consumer, goal("goals.goal.completed", overtaken, user_id, 3,
+                                completed_at=START),
+                 goal("goals.goal.created", deleted, user_id, 1),
+                 goal("goals.goal.deleted", deleted, user_id, 2))
+    assert view(stories, GoalView, overtaken).title is None  # the status event came first
+    apply_events(consumer,  # one delivered batch: one call of the batched handler
+                 goal("goals.goal.snapshot", overtaken, user_id, 3, title="Filled",
+                      status="COMPLETED", completed_at=START),
+                 goal("goals.goal.snapshot", twice, user_id, 2, title="Second"),
+                 goal("goals.goal.snapshot", twice, user_id, 1, title="First"),
+                 goal("goals.goal.snapshot", deleted, user_id, 1))
+    filled = view(stories, GoalView, overtaken)
+    assert (filled.title, filled.status, filled.version, filled.start_date) == (
+        "Filled", "COMPLETED", 3, START)
+    assert (view(stories, GoalView, twice).title, view(stories, GoalView, twice).version) \
+        == ("Second", 2)
+    assert view(stories, GoalView, deleted) is None
+    assert all(view(stories, GoalView, g).synced_at is not None for g in (overtaken, twice))
+
+
 def test_the_completion_removes_only_what_nothing_confirmed_since_the_request(
         consumer: EventConsumer, stories: Database,
         outbox_rows: list[tuple[str, str]]) -> None:
