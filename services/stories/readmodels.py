@@ -91,43 +91,54 @@ def record_goal(session: Session, *, goal: GoalSnapshot) -> None:
 _LOCKS = text("""
     SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
     FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS sorted""")
-_CONFIRM_GOALS = text("""
-    UPDATE goal_views g SET synced_at = now(),
-        title = coalesce(g.title, v.title), start_date = coalesce(g.start_date, v.start_date),
-        deadline = coalesce(g.deadline, v.deadline)
-    FROM unnest(CAST(:ids AS varchar[]), CAST(:titles AS text[]),
-                CAST(:starts AS timestamptz[]), CAST(:deadlines AS timestamptz[]))
-         AS v(goal_id, title, start_date, deadline)
-    WHERE g.goal_id = v.goal_id""")
+_NEWER = "g.version < excluded.version"
+_RECORD_GOAL_SNAPSHOTS = text(f"""
+    INSERT INTO goal_views AS g (goal_id, user_id, title, period, status, start_date,
+                                 deadline, completed_at, version, synced_at)
+    SELECT v.*, now()
+    FROM unnest(CAST(:ids AS varchar[]), CAST(:users AS varchar[]), CAST(:titles AS text[]),
+                CAST(:periods AS varchar[]), CAST(:statuses AS varchar[]),
+                CAST(:starts AS timestamptz[]), CAST(:deadlines AS timestamptz[]),
+                CAST(:completed AS timestamptz[]), CAST(:versions AS integer[]))
+         AS v(goal_id, user_id, title, period, status, start_date, deadline, completed_at,
+              version)
+    WHERE NOT EXISTS (SELECT 1 FROM deleted_goals d WHERE d.goal_id = v.goal_id)
+    ON CONFLICT (goal_id) DO UPDATE SET
+        user_id = CASE WHEN {_NEWER} THEN excluded.user_id ELSE g.user_id END,
+        period = CASE WHEN {_NEWER} THEN excluded.period ELSE g.period END,
+        status = CASE WHEN {_NEWER} THEN excluded.status ELSE g.status END,
+        completed_at = CASE WHEN {_NEWER} THEN excluded.completed_at ELSE g.completed_at END,
+        title = CASE WHEN {_NEWER} THEN excluded.title ELSE coalesce(g.title, excluded.title)
+                END,
+        start_date = CASE WHEN {_NEWER} THEN excluded.start_date
+                     ELSE coalesce(g.start_date, excluded.start_date) END,
+        deadline = CASE WHEN {_NEWER} THEN excluded.deadline
+                   ELSE coalesce(g.deadline, excluded.deadline) END,
+        version = greatest(g.version, excluded.version),
+        synced_at = excluded.synced_at""")
 
 
 def record_goal_snapshots(session: Session, goals: Sequence[GoalSnapshot]) -> None:
     """A resync's goals (shared.resync), a delivered batch at once: what `record_goal` does
-    for each, in four statements for the batch (the goals' locks, in one order; their
-    deletion marks; the version-guarded upsert; the fill of what a status event left
-    unknown), and every row confirmed, newer or not."""
+    for each, in two statements for the batch, the same whatever its size (plain SQL over
+    arrays: nothing to compile per batch). First the goals' locks, taken in one order;
+    then one upsert that skips the goals marked deleted, takes a newer version whole, fills
+    in what a status event that overtook the goal's snapshot left unknown, and confirms
+    every row (`synced_at`), newer or not."""
     latest: dict[str, GoalSnapshot] = {}
     for goal in goals:
         held = latest.get(goal.goal_id)
         if held is None or held.version < goal.version:
             latest[goal.goal_id] = goal
     session.execute(_LOCKS, {"keys": [f"stories.goal:{goal_id}" for goal_id in latest]})
-    deleted = set(session.scalars(select(DeletedGoal.goal_id)
-                                  .where(DeletedGoal.goal_id.in_(list(latest)))))
-    live = [goal for goal_id, goal in sorted(latest.items()) if goal_id not in deleted]
-    if not live:
-        return
-    stmt = insert(GoalView).values([
-        {**{name: getattr(goal, name) for name in GOAL_FIELDS}, "synced_at": func.now()}
-        for goal in live])
-    session.execute(stmt.on_conflict_do_update(
-        index_elements=[GoalView.goal_id],
-        set_={name: stmt.excluded[name] for name in (*GOAL_FIELDS[1:], "synced_at")},
-        where=GoalView.version < stmt.excluded.version,
-    ))
-    session.execute(_CONFIRM_GOALS, {
-        "ids": [g.goal_id for g in live], "titles": [g.title for g in live],
-        "starts": [g.start_date for g in live], "deadlines": [g.deadline for g in live]})
+    page = list(latest.values())
+    session.execute(_RECORD_GOAL_SNAPSHOTS, {
+        "ids": [g.goal_id for g in page], "users": [g.user_id for g in page],
+        "titles": [g.title for g in page], "periods": [g.period for g in page],
+        "statuses": [g.status for g in page], "starts": [g.start_date for g in page],
+        "deadlines": [g.deadline for g in page],
+        "completed": [g.completed_at for g in page],
+        "versions": [g.version for g in page]})
 
 
 def record_goal_status(session: Session, *, change: GoalCompleted | GoalWithdrawn,
