@@ -120,7 +120,7 @@ def completing(sweeps: Mapping[str, Sweep]) -> dict[str, Handler]:
         removed = sweeps[producer](uow.session, asked.requested_at)
         uow.session.execute(update(resyncs).where(
             resyncs.c.request_id == event.data.request_id).values(
-            completed_at=event.time, sent=event.data.count, removed=removed))
+            completed_at=func.now(), sent=event.data.count, removed=removed))
         log.info("resync completed", extra={
             "request_id": event.data.request_id, "producer": producer,
             "snapshots": event.data.count, "stale_removed": removed})

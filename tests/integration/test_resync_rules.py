@@ -256,6 +256,21 @@ def test_a_service_asks_only_a_producer_it_keeps_a_read_model_of(
         resync.request(dbs("diary"), asker="diary", producer="goals")
 
 
+def test_the_command_asks_and_shows_the_resyncs_of_a_service(
+        dbs: Callable[[str], Database], outbox_rows: list[tuple[str, str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    diary = dbs("diary")
+    assert resync.main(["request", "--service", "diary", "--from", "auth"]) == 0
+    outbox_rows.append(("diary", _last_outbox_event(diary)))
+    request_id = capsys.readouterr().out.split()[1].rstrip(":")
+    assert asked(diary, request_id).producer == "auth"
+    assert resync.main(["status", "--service", "diary"]) == 0
+    shown = [line for line in capsys.readouterr().out.splitlines() if request_id in line]
+    assert shown == [shown[0]] and shown[0].endswith("in progress")
+    with pytest.raises(SystemExit):  # diary keeps nothing of goals'
+        resync.main(["request", "--service", "diary", "--from", "goals"])
+
+
 def test_only_the_askers_queue_binds_what_is_addressed_to_it() -> None:
     from shared import bus
 
