@@ -44,6 +44,7 @@ from shared.config import Settings, env_int, load_env_file
 from shared.consumer import Handler, each
 from shared.db import Database, UnitOfWork, is_database_outage
 from shared.events import Event, ResyncCompleted, ResyncRequested
+from shared.health import Pulse
 from shared.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -166,9 +167,10 @@ class Answerer:
     for the oldest open request, until none is left; then it looks again every `idle_s`."""
 
     def __init__(self, service: str, source: Source, *, batch: int | None = None,
-                 idle_s: float = 1.0) -> None:
+                 idle_s: float = 1.0, pulse: Pulse | None = None) -> None:
         self.service = service
         self.source = source
+        self.pulse = pulse or Pulse("resync-answers")
         # Rows per transaction: short enough to hold no lock for long (auth's page is read
         # FOR SHARE), long enough that a round trip per batch costs nothing.
         self.batch = batch or env_int("RESYNC_BATCH", 500)
@@ -215,13 +217,26 @@ class Answerer:
             try:
                 worked = self.step(db)
                 backoff.reset()
+                self.pulse.up()
             except Exception as exc:
                 if not is_database_outage(exc):
                     log.exception("resync answer failed", extra={"error": repr(exc)})
+                self.pulse.down(f"{type(exc).__name__}, retrying in {backoff.delay:g}s")
                 backoff.wait(stop)
                 continue
             if not worked:
                 stop.wait(self.idle_s)
+
+    @staticmethod
+    def backlog(db: Database) -> dict[str, float]:
+        """Resyncs asked of this service (its schema's name) not answered to the end yet,
+        for the worker's health."""
+        resyncs = db.resyncs
+        with db.engine.connect() as conn:
+            pending = conn.execute(select(func.count()).select_from(resyncs).where(
+                resyncs.c.producer == db.schema, resyncs.c.asker != db.schema,
+                resyncs.c.completed_at.is_(None))).scalar()
+        return {"resync_answers_open": float(pending or 0)}
 
 
 # -- the command ----------------------------------------------------------------------

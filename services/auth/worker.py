@@ -26,9 +26,11 @@ def main() -> None:
     def deliver_mail(_base: Settings, db: Database, stop: threading.Event) -> None:
         MailDelivery(settings.mail, db, pulse=vitals.pulse("mail-delivery")).run(stop)
 
-    answers = Answerer("auth", Source("auth.user.snapshot", profile_snapshots))
+    answers = Answerer("auth", Source("auth.user.snapshot", profile_snapshots),
+                       pulse=vitals.pulse("resync-answers"))
     run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts, answers.run],
-               settings=settings.base, vitals=vitals, backlogs=[MailDelivery.backlog])
+               settings=settings.base, vitals=vitals,
+               backlogs=[MailDelivery.backlog, Answerer.backlog])
 
 
 if __name__ == "__main__":
