@@ -216,9 +216,9 @@ def test_a_resync_racing_a_user_deletion_leaves_nothing_of_the_user(
     assert alive(workers)
 
 
-def test_diarys_author_projection_is_rebuilt_from_auth_while_profiles_change(
+def test_diarys_authors_and_stories_profiles_are_rebuilt_from_auth_while_profiles_change(
         workers: list[ServiceProcess], dbs: Callable[[str], Database]) -> None:
-    auth, diary = dbs("auth"), dbs("diary")
+    auth, diary, stories = dbs("auth"), dbs("diary"), dbs("stories")
     with auth.sessions() as session:
         people = [User(email=f"author-{new_id()}@example.com", name=f"Author {i}")
                   for i in range(5)]
@@ -228,6 +228,10 @@ def test_diarys_author_projection_is_rebuilt_from_auth_while_profiles_change(
     with diary.engine.begin() as conn:
         conn.execute(text("DELETE FROM authors"))
         conn.execute(text("INSERT INTO authors (user_id, name, updated_at) "
+                          "VALUES (:u, 'Nobody', now())"), {"u": new_user_id()})
+    with stories.engine.begin() as conn:
+        conn.execute(text("DELETE FROM profiles"))
+        conn.execute(text("INSERT INTO profiles (user_id, name, updated_at) "
                           "VALUES (:u, 'Nobody', now())"), {"u": new_user_id()})
 
     stop, renamed = threading.Event(), [0]
@@ -245,17 +249,25 @@ def test_diarys_author_projection_is_rebuilt_from_auth_while_profiles_change(
     thread.start()
     try:
         request_id = resync.request(diary, asker="diary", producer="auth")
-        wait_for(lambda: completed(diary, request_id), timeout=120,
-                 message="the resync of authors completed")
+        profiles = resync.request(stories, asker="stories", producer="auth")
+        wait_for(lambda: completed(diary, request_id) and completed(stories, profiles),
+                 timeout=120, message="the resyncs of authors and profiles completed")
     finally:
         stop.set()
         thread.join(30)
     assert renamed[0] > 0
 
-    def reference() -> set[tuple[Any, ...]]:
-        dead = tombstoned(diary)
-        return {r for r in rows(auth, "SELECT id, name, image FROM users") if r[0] not in dead}
+    def reference(consumer: Database, columns: str) -> set[tuple[Any, ...]]:
+        dead = tombstoned(consumer)
+        return {r for r in rows(auth, f"SELECT id, {columns} FROM users")  # noqa: S608
+                if r[0] not in dead}
 
-    wait_for(lambda: rows(diary, "SELECT user_id, name, image FROM authors") == reference(),
+    wait_for(lambda: rows(diary, "SELECT user_id, name, image FROM authors")
+             == reference(diary, "name, image"),
              timeout=60, message="diary's authors equal to auth's users")
+    profile = "name, experience_level::text, bio, array_to_string(current_skills, ',')"
+    wait_for(lambda: rows(stories, "SELECT user_id, name, experience_level, bio, "
+                                   "array_to_string(current_skills, ',') FROM profiles")
+             == reference(stories, profile),
+             timeout=60, message="stories' profiles equal to auth's users")
     assert alive(workers)
