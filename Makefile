@@ -15,11 +15,13 @@ ARGS    ?=
 NAME    ?=
 ENV     ?=
 CONFIRM ?=
+FROM    ?=
+WAIT    ?= 900
 LINTED  := shared services studio tests deploy bench
 
 .PHONY: help install reinstall run stop restart status logs bootstrap migrate check migration \
         reset studio studio-stop test test-unit test-edge bench lint dlq replay-dlq \
-        reconcile-counts nginx-compose asyncapi k8s k8s-render lock clean purge
+        reconcile-counts resync resync-status nginx-compose asyncapi k8s k8s-render lock clean purge
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -124,6 +126,15 @@ replay-dlq: install ## move SERVICE's dead-lettered events back to its queue
 reconcile-counts: install ## recompute SERVICE's counters from its rows, report the drift fixed (diary)
 	@test "$(SERVICE)" = diary || { echo "usage: make reconcile-counts SERVICE=diary" >&2; exit 2; }
 	$(PY) -m services.$(SERVICE).reconcile
+
+resync: install ## rebuild SERVICE's read model of FROM's data (stories: goals|diary|auth; diary: auth)
+	@test -n "$(SERVICE)" -a -n "$(FROM)" || \
+		{ echo "usage: make resync SERVICE=<stories|diary> FROM=<goals|diary|auth> [WAIT=900]" >&2; exit 2; }
+	$(PY) -m shared.resync request --service $(SERVICE) --from $(FROM) --wait $(WAIT)
+
+resync-status: install ## the resyncs SERVICE asked for: when, from whom, finished or not, counts
+	@test -n "$(SERVICE)" || { echo "usage: make resync-status SERVICE=<stories|diary>" >&2; exit 2; }
+	$(PY) -m shared.resync status --service $(SERVICE)
 
 nginx-compose: ## regenerate deploy/nginx.compose.conf from deploy/nginx.conf.template
 	python3 deploy/render_nginx.py compose

@@ -1,6 +1,7 @@
 """`make bench`: measured sections, each with its ratios and targets; one JSON line at the end.
 
-    python -m bench [pipeline] [http] [deploys] [tracing] [stories] [diary]   (ARGS=http: one)
+    python -m bench [pipeline] [http] [deploys] [tracing] [stories] [resync] [diary]
+    (ARGS=http: one)
 
 pipeline: the raw AMQP floor and our event pipeline, measured in one run (issue #2): pipeline
           throughput >= 0.5 x the raw floor; pipeline p99 latency at a steady 50/s <= 5 x the
@@ -22,6 +23,9 @@ stories:  the stories service through the gateway with its workers (bench/storie
           generations at 10/s, request -> READY p99 <= 3 x the goal-event pipeline's
           commit-to-applied p99 of the same run; with a 2 s/call model and 20 generations in
           flight, GET /stories p99 and the goal pipeline's p99 each <= 2 x idle.
+resync:   stories rebuilds its read model of 100,000 goals from goals (bench/resync.py;
+          BENCH_RESYNC_GOALS to scale it): it must finish with every goal in the read model;
+          the rate (goals/s, request to completion applied) is printed.
 The exit status is non-zero when a section misses a target.
 """
 
@@ -34,7 +38,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from bench import deploys, diary, http, stories, tracing
+from bench import deploys, diary, http, resync, stories, tracing
 from bench.amqp_floor import DEFAULT_URL, measure_floor
 from bench.pipeline import measure_pipeline
 
@@ -92,10 +96,16 @@ def stories_section() -> Section:
     return {"stories": result}, stories.report(result)
 
 
+def resync_section() -> Section:
+    result = resync.measure_resync()
+    return {"resync": result}, resync.report(result)
+
+
 SECTIONS: dict[str, Callable[[], Section]] = {"pipeline": pipeline_section, "http": http_section,
                                               "deploys": deploys_section,
                                               "tracing": tracing_section,
                                               "stories": stories_section,
+                                              "resync": resync_section,
                                               "diary": diary_section}
 
 

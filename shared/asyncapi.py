@@ -120,7 +120,9 @@ def document(consumed: Mapping[str, Iterable[str]], *, service: str | None = Non
 
     channels: dict[str, Any] = {"events": {
         "address": names.events,
-        "description": "Every event, routing key = its type (a topic exchange).",
+        "description": "Every event, routing key = its type (a topic exchange); a resync's "
+                       "snapshots and completion go to the asker alone, under "
+                       "to.<asker>.<type> (its queue binds to.<asker>.#).",
         "messages": {_key(t): ref("components/messages", _key(t)) for t in types},
         "bindings": {"amqp": {"is": "routingKey", "exchange": {
             "name": names.events, "type": "topic", "durable": True, "autoDelete": False,

@@ -2,7 +2,9 @@
 
 Topology (names say who publishes and who consumes; `growth` is the default namespace):
 - `growth.events` (topic): every event, routing key = event type.
-- `growth.<svc>.events` (quorum): one per consuming service, bound to the types it handles.
+- `growth.<svc>.events` (quorum): one per consuming service, bound to the types it handles,
+  and to `to.<svc>.#` for the events addressed to it alone (a resync's snapshots and its
+  completion, published under `to.<svc>.<type>`: no other queue receives them).
 - `growth.retry` (direct) -> `growth.<svc>.retry.<ms>`: a failed message waits out its delay
   there, then dead-letters through `growth.requeue` (direct, key `<svc>`) back to its queue.
 - `growth.dead` (direct) -> `growth.<svc>.dead` (quorum): messages that failed every attempt
@@ -76,6 +78,19 @@ class Names:
         return f"{self.namespace}.{service}.jobs"
 
 
+# Event types that are only ever sent to the one service that asked for them (shared.resync).
+ADDRESSED_SUFFIXES = (".snapshot", ".resync.completed")
+
+
+def is_addressed(type_: str) -> bool:
+    return type_.endswith(ADDRESSED_SUFFIXES)
+
+
+def addressed_key(service: str, type_: str) -> str:
+    """The routing key of an event meant for `service` alone: only its queue binds it."""
+    return f"to.{service}.{type_}"
+
+
 def _direct(name: str) -> Exchange:
     return Exchange(name, type="direct", durable=True)
 
@@ -87,7 +102,10 @@ def service_queues(
 
     The first is the one it consumes from."""
     events = Exchange(names.events, type="topic", durable=True)
-    bindings = [binding(events, routing_key=t) for t in sorted(set(types))]
+    wanted = sorted(set(types))
+    bindings = [binding(events, routing_key=t) for t in wanted if not is_addressed(t)]
+    if any(is_addressed(t) for t in wanted):
+        bindings.append(binding(events, routing_key=addressed_key(service, "#")))
     bindings.append(binding(_direct(names.requeue), routing_key=service))
     queues = [Queue(names.queue(service), bindings=bindings, durable=True, queue_arguments={
         "x-queue-type": "quorum",

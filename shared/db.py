@@ -183,6 +183,9 @@ def messaging_tables(metadata: MetaData) -> None:
         Column("payload", JSONB, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("sent_at", DateTime(timezone=True)),
+        # Where the relay publishes the row: its type when NULL (every live event); an
+        # address only one queue binds for what is meant for one service (shared.resync).
+        Column("routing_key", String(255)),
         Index("ix_outbox_unsent", "seq", postgresql_where=text("sent_at IS NULL")),
         Index("ix_outbox_sent_at", "sent_at", postgresql_where=text("sent_at IS NOT NULL")),
     )
@@ -202,6 +205,22 @@ def messaging_tables(metadata: MetaData) -> None:
         Column("deleted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         # What web processes load into their in-memory set (shared.tombstones).
         Index("ix_deleted_user_deleted_at", "deleted_at"),
+    )
+    Table(
+        "resync",
+        metadata,
+        # One rebuild of a read model (shared.resync): on the asking service, when it asked
+        # (the rows of the producer's entity not confirmed since are stale at completion);
+        # on the producer, how far its answer has gone (keyset cursor, snapshots sent).
+        Column("request_id", String(64), primary_key=True),
+        Column("asker", String(32), nullable=False),
+        Column("producer", String(32), nullable=False),
+        Column("requested_at", DateTime(timezone=True), nullable=False,
+               server_default=func.now()),
+        Column("cursor", String(64)),
+        Column("sent", BigInteger, nullable=False, server_default="0"),
+        Column("removed", BigInteger),
+        Column("completed_at", DateTime(timezone=True)),
     )
     Table(
         "revoked_token",
@@ -261,6 +280,7 @@ class Database:
         self.inbox = metadata_table(schema, "inbox")
         self.tombstones = metadata_table(schema, "deleted_user")
         self.revocations = metadata_table(schema, "revoked_token")
+        self.resyncs = metadata_table(schema, "resync")
 
     @property
     def notify_channel(self) -> str:
@@ -312,6 +332,7 @@ class UnitOfWork:
         self.source = source
         self.session: Session
         self.recorded: list[ev.Event] = []
+        self._routes: dict[str, str] = {}  # event id -> routing key, for addressed events
         self._factory = db.sessions
         self._open = False
 
@@ -340,9 +361,14 @@ class UnitOfWork:
         self._open = False
         self._factory = self.db.sessions
 
-    def publish(self, type_: str, data: dict[str, Any]) -> ev.Event:
+    def publish(self, type_: str, data: dict[str, Any], *,
+                routing_key: str | None = None) -> ev.Event:
+        """Record an event for the outbox; `routing_key` addresses it (the relay publishes
+        it under that key instead of its type: shared.resync's answers to one service)."""
         event = ev.new_event(type_, data, source=self.source)
         self.recorded.append(event)
+        if routing_key is not None:
+            self._routes[event.id] = routing_key
         return event
 
     def flush_events(self) -> None:
@@ -353,11 +379,13 @@ class UnitOfWork:
         self.session.execute(
             self.db.outbox.insert(),
             [
-                {"event_id": e.id, "type": e.type, "payload": e.to_dict()}
+                {"event_id": e.id, "type": e.type, "payload": e.to_dict(),
+                 "routing_key": self._routes.get(e.id)}
                 for e in self.recorded
             ],
         )
         self.recorded = []
+        self._routes = {}
 
     def commit(self) -> None:
         self.flush_events()

@@ -132,6 +132,25 @@ class StoryRequested:
     generation_id: str
 
 
+@dataclass(frozen=True)
+class ResyncRequested:
+    """`asker` wants `producer`'s current state again (shared.resync): its read model of
+    that producer is new, lost or suspect."""
+
+    request_id: str
+    asker: str
+    producer: str
+
+
+@dataclass(frozen=True)
+class ResyncCompleted:
+    """`count` snapshots answered the request `request_id`, all sent before this."""
+
+    request_id: str
+    asker: str
+    count: int
+
+
 # -- schemas: the wire form of each payload (validated at the producer and the consumer) --
 
 class PayloadSchema(Schema):
@@ -237,6 +256,20 @@ class StoryRequestedSchema(PayloadSchema):
     generation_id = fields.String(required=True)
 
 
+class ResyncRequestedSchema(PayloadSchema):
+    model = ResyncRequested
+    request_id = fields.String(required=True)
+    asker = fields.String(required=True)
+    producer = fields.String(required=True)
+
+
+class ResyncCompletedSchema(PayloadSchema):
+    model = ResyncCompleted
+    request_id = fields.String(required=True)
+    asker = fields.String(required=True)
+    count = fields.Integer(required=True)
+
+
 CATALOGUE: dict[str, type[PayloadSchema]] = {
     "auth.user.registered": UserProfileSchema,
     "auth.user.updated": UserProfileSchema,
@@ -254,6 +287,17 @@ CATALOGUE: dict[str, type[PayloadSchema]] = {
     "stories.story.generated": StoryGeneratedSchema,
     "stories.story.deleted": StoryDeletedSchema,
     "stories.generation.requested": StoryRequestedSchema,
+    # A resync (shared.resync): asked through the asker's outbox, answered by the producer
+    # with its current state (the live events' payloads and versions), addressed to the
+    # asker alone (routing key `to.<asker>.<type>`), then its completion.
+    "stories.resync.requested": ResyncRequestedSchema,
+    "diary.resync.requested": ResyncRequestedSchema,
+    "auth.user.snapshot": UserProfileSchema,
+    "goals.goal.snapshot": GoalSnapshotSchema,
+    "diary.post.snapshot": PostChangedSchema,
+    "auth.resync.completed": ResyncCompletedSchema,
+    "goals.resync.completed": ResyncCompletedSchema,
+    "diary.resync.completed": ResyncCompletedSchema,
 }
 # Types published for which no service has a consumer yet, each with the reason.
 UNCONSUMED: dict[str, str] = {

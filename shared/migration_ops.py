@@ -316,6 +316,32 @@ def drop_revoked_token(schema: str) -> None:
     op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_revocation()')
 
 
+def create_resync(schema: str) -> None:
+    """What a resync needs (shared.resync): the outbox row's own routing key (NULL: its
+    type, as every row before) and the table of resyncs asked and answered."""
+    op.add_column("outbox", sa.Column("routing_key", sa.String(length=255), nullable=True),
+                  schema=schema)
+    op.create_table(
+        "resync",
+        sa.Column("request_id", sa.String(length=64), nullable=False),
+        sa.Column("asker", sa.String(length=32), nullable=False),
+        sa.Column("producer", sa.String(length=32), nullable=False),
+        sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.text("now()"),
+                  nullable=False),
+        sa.Column("cursor", sa.String(length=64), nullable=True),
+        sa.Column("sent", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("removed", sa.BigInteger(), nullable=True),
+        sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("request_id", name=op.f("pk_resync")),
+        schema=schema,
+    )
+
+
+def drop_resync(schema: str) -> None:
+    op.drop_table("resync", schema=schema)
+    op.drop_column("outbox", "routing_key", schema=schema)
+
+
 def drop_messaging_tables(schema: str) -> None:
     op.drop_table("deleted_user", schema=schema)
     op.drop_table("inbox", schema=schema)

@@ -1,5 +1,8 @@
 """The outbox relay: publishes committed events to RabbitMQ, then marks them sent.
 
+Each row goes out under its type as routing key, or under the key the row names (an event
+addressed to one service: `shared.bus.addressed_key`).
+
 It wakes on the NOTIFY that the outbox's insert trigger sends, which PostgreSQL delivers at
 commit (so latency is a round trip, not a poll interval), and also every `catch_up_s` in case
 a notification was missed while its LISTEN connection was down. Rows are locked FOR UPDATE
@@ -48,7 +51,7 @@ class OutboxRelay:
                 ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED)
             UPDATE {table} o SET sent_at = now() FROM batch WHERE o.seq = batch.seq
             RETURNING o.seq, o.event_id, o.type, o.payload::text,
-                      o.payload->>'traceparent'"""
+                      o.payload->>'traceparent', coalesce(o.routing_key, o.type)"""
 
     def relay_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many were sent.
@@ -72,12 +75,12 @@ class OutboxRelay:
                 self.publisher.publish([
                     bus.Outgoing(
                         exchange=self.publisher.names.events,
-                        routing_key=type_,
+                        routing_key=key,
                         body=body.encode(),  # the stored JSON as is: no parse, no dump
                         message_id=event_id,
                         headers=header,
                     )
-                    for (_seq, event_id, type_, body, _parent), header in zip(
+                    for (_seq, event_id, _type, body, _parent, key), header in zip(
                         rows, headers, strict=True)
                 ])
                 health.RELAY_PUBLISH.observe(time.perf_counter() - started)
@@ -114,7 +117,7 @@ class OutboxRelay:
         if not tracing.enabled():
             return [{} for _ in rows]
         headers = []
-        for _seq, event_id, type_, _body, parent in rows:
+        for _seq, event_id, type_, _body, parent, _key in rows:
             own = spans.enter_context(tracing.span(
                 f"publish {type_}", parent=parent, kind="PRODUCER", **{
                     "messaging.system": "rabbitmq", "messaging.message.id": event_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.auth import achievements
+from shared import resync
 from shared.consumer import Handlers, batch, each
 from shared.db import UnitOfWork
 from shared.events import Event, GoalCompleted, GoalWithdrawn, StoryGenerated
@@ -31,4 +32,5 @@ HANDLERS: Handlers = {
     "goals.goal.reopened": batch(on_goal_events, reads=GOAL_FIELDS),
     "goals.goal.deleted": batch(on_goal_events, reads=GOAL_FIELDS),
     "stories.story.generated": each(on_story_generated, reads=("user_id", "generated_at")),
+    **resync.answering("auth", askers=("stories", "diary")),
 }

@@ -1,5 +1,6 @@
 """The auth worker: `python -m services.auth.worker` (outbox relay, event consumer, the
-mail outbox's delivery, and pruning of stale login and abuse-limit counters)."""
+mail outbox's delivery, pruning of stale login and abuse-limit counters, and the answers to
+resyncs of profiles: shared.resync)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from services.auth.handlers import HANDLERS
 from services.auth.mail import MailDelivery
 from services.auth.settings import AuthSettings
 from services.auth.throttle import forget_stale_attempts
+from services.auth.users import profile_snapshots
 from shared.config import Settings, load_env_file
 from shared.db import Database
 from shared.health import Vitals
+from shared.resync import Answerer, Source
 from shared.worker import run_worker
 
 
@@ -23,8 +26,11 @@ def main() -> None:
     def deliver_mail(_base: Settings, db: Database, stop: threading.Event) -> None:
         MailDelivery(settings.mail, db, pulse=vitals.pulse("mail-delivery")).run(stop)
 
-    run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts],
-               settings=settings.base, vitals=vitals, backlogs=[MailDelivery.backlog])
+    answers = Answerer("auth", Source("auth.user.snapshot", profile_snapshots),
+                       pulse=vitals.pulse("resync-answers"))
+    run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts, answers.run],
+               settings=settings.base, vitals=vitals,
+               backlogs=[MailDelivery.backlog, Answerer.backlog])
 
 
 if __name__ == "__main__":

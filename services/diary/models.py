@@ -128,3 +128,5 @@ class Author(Base):
     name: Mapped[str | None] = mapped_column(Text)
     image: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When an event (live or a resync's snapshot) last confirmed the row (shared.resync).
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -87,6 +87,18 @@ def post_changed(post: Post) -> dict[str, Any]:
             "published_at": post.published_at, "version": post.version}
 
 
+def post_snapshots(session: Session, after: str | None,
+                   limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """A page of the published posts, by id after `after`: a resync's answer
+    (shared.resync), the published events' payload at each post's current version. A draft
+    is in no snapshot: to a reader it does not exist, as after its unpublished event."""
+    query = (select(Post).where(Post.status == PostStatus.PUBLISHED)
+             .order_by(Post.id).limit(limit))
+    if after is not None:
+        query = query.where(Post.id > after)
+    return [(post.id, post_changed(post)) for post in session.scalars(query)]
+
+
 def _one(session: Session, query: Select[Any], detail: str, view: Callable[..., T],
          params: dict[str, Any] | None = None) -> T:
     row = session.execute(query.limit(1), params or {}).first()
@@ -363,11 +375,11 @@ def delete_reply(uow: UnitOfWork, *, user_id: str, reply_id: str) -> None:
 def remember_author(session: Session, *, profile: UserProfile, as_of: datetime) -> None:
     """Upsert the author projection unless it already reflects a later profile."""
     row = {"user_id": profile.user_id, "name": profile.name, "image": profile.image,
-           "updated_at": as_of}
+           "updated_at": as_of, "synced_at": func.now()}  # confirmed: shared.resync
     stmt = insert(Author).values(row)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[Author.user_id],
-        set_={k: stmt.excluded[k] for k in ("name", "image", "updated_at")},
+        set_={k: stmt.excluded[k] for k in ("name", "image", "updated_at", "synced_at")},
         where=Author.updated_at <= stmt.excluded.updated_at,
     ))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.goals.usecases import forget_user
+from shared import resync
 from shared.consumer import Handlers, each
 from shared.db import UnitOfWork
 from shared.events import Event, UserDeleted
@@ -16,4 +17,5 @@ def on_user_deleted(uow: UnitOfWork, event: Event[UserDeleted]) -> None:
 HANDLERS: Handlers = {
     "auth.user.deleted": each(on_user_deleted, reads=("user_id",)),
     "auth.user.sessions_revoked": on_sessions_revoked_handler,
+    **resync.answering("goals", askers=("stories",)),
 }

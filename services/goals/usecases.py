@@ -30,6 +30,16 @@ def snapshot(goal: Goal) -> dict[str, Any]:
     }
 
 
+def goal_snapshots(session: Session, after: str | None,
+                   limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """A page of every goal, by id after `after`: a resync's answer (shared.resync). The
+    snapshot is the created/updated events' payload, at the goal's current version."""
+    query = select(Goal).order_by(Goal.id).limit(limit)
+    if after is not None:
+        query = query.where(Goal.id > after)
+    return [(goal.id, snapshot(goal)) for goal in session.scalars(query)]
+
+
 def _withdrawn(goal: Goal) -> dict[str, Any]:
     return {"goal_id": goal.id, "user_id": goal.user_id, "version": goal.version,
             "period": goal.period.value}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from services.stories import readmodels
+from services.stories.models import GoalView, PostView, Profile
 from services.stories.usecases import forget_user
-from shared.consumer import Handlers, each
+from shared import resync
+from shared.consumer import Handlers, batch, each
 from shared.db import UnitOfWork
 from shared.events import (
     Event,
@@ -53,6 +55,24 @@ def on_post_withdrawn(uow: UnitOfWork, event: Event[PostChanged]) -> None:
     readmodels.forget_post(uow.session, post=event.data)
 
 
+# A resync's snapshots apply exactly as the live events they stand for (versions, the
+# deletion marks, tombstones), and confirm their row even when it held that version already.
+
+def on_profile_snapshot(uow: UnitOfWork, event: Event[UserProfile]) -> None:
+    on_user_profile(uow, event)
+    resync.confirm(uow.session, Profile, event.data.user_id)
+
+
+def on_goal_resync(uow: UnitOfWork, events: list[Event[GoalSnapshot]]) -> None:
+    """Many at once: a resync sends every goal there is."""
+    readmodels.record_goal_snapshots(uow.session, [e.data for e in events])
+
+
+def on_post_snapshot(uow: UnitOfWork, event: Event[PostChanged]) -> None:
+    on_post_published(uow, event)
+    resync.confirm(uow.session, PostView, event.data.post_id)
+
+
 # The fields each handler reads (its contract with the producer).
 POST_FIELDS = ("post_id", "author_id", "title", "published_at", "version")
 GOAL_STATUS_FIELDS = ("goal_id", "user_id", "period", "version")
@@ -73,4 +93,10 @@ HANDLERS: Handlers = {
     "diary.post.updated": each(on_post_published, reads=POST_FIELDS),
     "diary.post.unpublished": each(on_post_withdrawn, reads=POST_FIELDS),
     "diary.post.deleted": each(on_post_withdrawn, reads=POST_FIELDS),
+    "auth.user.snapshot": each(on_profile_snapshot,
+                               reads=("user_id", *readmodels.PROFILE_FIELDS)),
+    "goals.goal.snapshot": batch(on_goal_resync, reads=readmodels.GOAL_FIELDS),
+    "diary.post.snapshot": each(on_post_snapshot, reads=POST_FIELDS),
+    **resync.completing({"auth": resync.sweeper(Profile), "goals": resync.sweeper(GoalView),
+                         "diary": resync.sweeper(PostView)}),
 }

@@ -99,6 +99,8 @@ class Profile(Base):
     bio: Mapped[str | None] = mapped_column(Text)
     current_goals: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When an event (live or a resync's snapshot) last confirmed the row (shared.resync).
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class GoalView(Base):
@@ -120,6 +122,8 @@ class GoalView(Base):
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer)
+    # When an event (live or a resync's snapshot) last confirmed the row (shared.resync).
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeletedGoal(Base):
@@ -149,6 +153,8 @@ class PostView(Base):
     title: Mapped[str] = mapped_column(Text)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int | None] = mapped_column(Integer)
+    # When an event (live or a resync's snapshot) last confirmed the row (shared.resync).
+    synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WithdrawnPost(Base):

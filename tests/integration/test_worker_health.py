@@ -74,11 +74,12 @@ def test_a_ready_worker_reports_its_loops_and_its_backlog(
     _proc, url = goals_worker
     status, alive = probe(f"{url}/healthz")
     assert status == 200 and alive["status"] == "ok"
-    assert set(alive["last_beat_s"]) == {"outbox-relay", "consumer"}
+    assert set(alive["last_beat_s"]) == {"outbox-relay", "consumer", "resync-answers"}
     status, ready = probe(f"{url}/readyz")
     assert status == 200 and ready["not_connected"] == {}
     assert ready["backlog"]["outbox_pending"] >= 0
     assert "outbox_oldest_age_seconds" in ready["backlog"]
+    assert ready["backlog"]["resync_answers_open"] >= 0
     with urllib.request.urlopen(f"{url}/metrics", timeout=2) as response:  # noqa: S310
         text = response.read().decode()
     for name in ("worker_outbox_pending", "worker_relay_publish_seconds_bucket",

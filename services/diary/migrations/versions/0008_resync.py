@@ -1,0 +1,33 @@
+"""resyncs (shared.resync): the outbox row's routing key and the table of resyncs,
+and when each read-model row was last confirmed by an event (synced_at: at a resync's end
+the rows that no snapshot or live event confirmed since it was asked are removed)
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-01 14:45:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from shared.migration_ops import create_resync, drop_resync
+
+revision: str = "0008"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    create_resync("diary")
+    for table in ("authors",):
+        op.add_column(table, sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+                      schema="diary")
+
+
+def downgrade() -> None:
+    for table in ("authors",):
+        op.drop_column(table, "synced_at", schema="diary")
+    drop_resync("diary")
