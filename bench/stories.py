@@ -107,6 +107,10 @@ class Bench:
                                 services=("auth", "goals", "stories"), database=DATABASE,
                                 namespace=NAMESPACE, log_prefix="bench-stories")
         self.stack.env.update(STORIES_DAILY_LIMIT="1000000", LOG_LEVEL="WARNING")
+        # The workers' health servers on free ports: a dev system running on this machine
+        # holds the default ones (a worker whose port is taken exits at start).
+        self.stack.env.update({f"{svc.upper()}_WORKER_PORT": str(http.free_port())
+                               for svc in ("goals", "stories")})
         self.env = self.stack.env
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
         self.token = ""
