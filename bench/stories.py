@@ -2,16 +2,23 @@
 auth's, goals' and stories' gunicorn) with real goals and stories workers, in a database and
 bus namespace of their own.
 
-  template:  POST /stories/generate at a steady 10/s (template generator); request sent ->
-             story READY committed (a bench-only NOTIFY trigger, nothing polls), p50/p99;
-             against the event pipeline's commit-to-applied p99 measured in the same run
-             (goal completions committed by goals' use case -> stories' goal view updated),
-             idle. Target: generation p99 <= 3 x pipeline p99.
-  slow model: an OpenAI-compatible fake that takes 2 s per call, STORY_LLM_CONCURRENCY=20,
-             a backlog of stories asked for before each loaded window (20 in flight);
-             GET /stories?limit=20 through the gateway (wrk) and the goal pipeline's
-             commit-to-applied, each against its idle figure (idle and loaded alternate,
-             two rounds). Targets: both p99 <= 2 x idle.
+  template:  three rounds, each a window of the event pipeline's commit-to-applied (200 goal
+             completions committed by goals' use case at 20/s -> stories' goal view updated)
+             and a window of POST /stories/generate at a steady 10/s (200 stories, template
+             generator; request sent -> story READY committed, by bench-only NOTIFY
+             triggers: nothing polls), in alternating order. Per round: generation p99 /
+             pipeline p99. Target: the median of the rounds' ratios <= 3.
+  slow model: an OpenAI-compatible fake taking 2 s per call (bench/slow_model.py, a process
+             of its own, as the external server it stands in for), STORY_LLM_CONCURRENCY=20.
+             Three rounds, each an idle and a loaded condition in alternating order; in each,
+             GET /stories?limit=20 through the gateway (wrk, 5 s) then the goal pipeline (200
+             at 20/s). Loaded: a backlog asked for before the window (so its requests are not
+             measured) keeps 20 calls in flight through it (sampled in the model's process);
+             what is left is deleted after. Per round: loaded p99 / idle p99 of each. Targets:
+             the median of the rounds' ratios <= 2.
+
+Every round is printed, with each window's CPU: ours, the broker's and database's, and other
+work on the (shared) machine; the bench says so when other work took more than 10%.
 """
 
 from __future__ import annotations
@@ -135,13 +142,26 @@ def _scan(database: str) -> tuple[list[int], list[int]]:
     return backends, shared
 
 
+def _stalled_us(resource: str, kind: str) -> int:
+    """Pressure stall time (Linux PSI): microseconds in which `kind` ("some": at least one
+    task, "full": every task) waited for `resource` ("io", "cpu"); 0 without PSI."""
+    try:
+        for line in Path(f"/proc/pressure/{resource}").read_text().splitlines():
+            if line.startswith(kind + " "):
+                return int(line.rsplit("total=", 1)[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 class CpuMeter:
     """Over a window: how busy the machine was (all cores), how much of that was this bench's
     own (this process and its waited-for children such as wrk, the gunicorn processes, nginx,
     the workers, the model, and PostgreSQL's backends for its database), the shared services'
     (RabbitMQ, PostgreSQL's own processes: ours and others' work both), and the rest: other
     work on the shared machine (a backend of ours that exited within the window counts
-    there, so it is an upper bound). `stories_worker`: the stories worker's share of a core."""
+    there, so it is an upper bound). `stories_worker`: the stories worker's share of a core;
+    `io_stalled`: the share of the window in which every task waited on I/O (Linux PSI)."""
 
     def __init__(self, bench: Bench, model: SlowModel) -> None:
         self.bench, self.model = bench, model
@@ -165,18 +185,23 @@ class CpuMeter:
                 "ours": sum(_ticks(pid) for pid in ours) + TICKS * (
                     own.user + own.system + own.children_user + own.children_system),
                 "shared": sum(_ticks(pid) for pid in shared),
-                "worker": _ticks(worker.pid) if worker else 0, "at": time.monotonic()}
+                "worker": _ticks(worker.pid) if worker else 0, "at": time.monotonic(),
+                "io_full": _stalled_us("io", "full"), "cpu_some": _stalled_us("cpu", "some")}
 
     def since(self, start: dict[str, float]) -> dict[str, float]:
         end = self.snapshot()
+        seconds = max(1e-3, end["at"] - start["at"])
         total = max(1.0, end["total"] - start["total"])
         busy = total - (end["idle"] - start["idle"])
         ours = min(busy, end["ours"] - start["ours"])
         shared = min(busy - ours, end["shared"] - start["shared"])
         return {"busy": busy / total, "ours": ours / total, "shared": shared / total,
                 "others": max(0.0, busy - ours - shared) / total,
-                "stories_worker": (end["worker"] - start["worker"]) / TICKS
-                / max(1e-3, end["at"] - start["at"])}
+                "stories_worker": (end["worker"] - start["worker"]) / TICKS / seconds,
+                # the share of the window in which every task waited for I/O (commits'
+                # fsyncs among them), and in which some task waited for a core
+                "io_stalled": (end["io_full"] - start["io_full"]) / 1e6 / seconds,
+                "cpu_waited": (end["cpu_some"] - start["cpu_some"]) / 1e6 / seconds}
 
 
 class Bench:
@@ -521,7 +546,7 @@ def measure_stories() -> dict[str, Any]:
 def _cpu(window: dict[str, Any]) -> str:
     cpu = window["cpu"]
     return (f"[CPU {cpu['busy']:.0%}: ours {cpu['ours']:.0%}, broker+db {cpu['shared']:.0%}, "
-            f"others {cpu['others']:.0%}]")
+            f"others {cpu['others']:.0%}; I/O stalled {cpu['io_stalled']:.0%}]")
 
 
 def report(result: dict[str, Any]) -> bool:
