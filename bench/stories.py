@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -474,6 +476,11 @@ def measure_stories() -> dict[str, Any]:
     bench = Bench(root)
     model = SlowModel(MODEL_DELAY_S)
     meter = CpuMeter(bench, model)
+
+    def on_sigterm(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)  # through the finally below: nothing left running
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         bench.start()
         bench.start_worker("stories", STORY_GENERATOR="template")
@@ -541,6 +548,7 @@ def measure_stories() -> dict[str, Any]:
         bench.stop()
         model.close()
         shutil.rmtree(root, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _cpu(window: dict[str, Any]) -> str:
