@@ -163,7 +163,8 @@ class CpuMeter:
     (RabbitMQ, PostgreSQL's own processes: ours and others' work both), and the rest: other
     work on the shared machine (a backend of ours that exited within the window counts
     there, so it is an upper bound). `stories_worker`: the stories worker's share of a core;
-    `io_stalled`: the share of the window in which every task waited on I/O (Linux PSI)."""
+    `io_stalled`: the share of the window in which every task waited on I/O (Linux PSI);
+    `steal`: the hypervisor's (other machines' work on our cores)."""
 
     def __init__(self, bench: Bench, model: SlowModel) -> None:
         self.bench, self.model = bench, model
@@ -183,7 +184,7 @@ class CpuMeter:
         own = os.times()
         worker = self.bench.workers.get("stories")
         ours, shared = self._pids()
-        return {"total": sum(ticks), "idle": ticks[3] + ticks[4],
+        return {"total": sum(ticks), "idle": ticks[3] + ticks[4], "steal": ticks[7],
                 "ours": sum(_ticks(pid) for pid in ours) + TICKS * (
                     own.user + own.system + own.children_user + own.children_system),
                 "shared": sum(_ticks(pid) for pid in shared),
@@ -198,11 +199,15 @@ class CpuMeter:
         ours = min(busy, end["ours"] - start["ours"])
         shared = min(busy - ours, end["shared"] - start["shared"])
         return {"busy": busy / total, "ours": ours / total, "shared": shared / total,
-                "others": max(0.0, busy - ours - shared) / total,
+                "others": max(0.0, busy - ours - shared - (end["steal"] - start["steal"]))
+                / total,
                 "stories_worker": (end["worker"] - start["worker"]) / TICKS / seconds,
                 # the share of the window in which every task waited for I/O (commits'
                 # fsyncs among them), and in which some task waited for a core
                 "io_stalled": (end["io_full"] - start["io_full"]) / 1e6 / seconds,
+                # time the hypervisor ran something else on our virtual cores: other
+                # machines' work, invisible in the split above (it counts as busy)
+                "steal": (end["steal"] - start["steal"]) / total,
                 "cpu_waited": (end["cpu_some"] - start["cpu_some"]) / 1e6 / seconds}
 
 
@@ -554,7 +559,8 @@ def measure_stories() -> dict[str, Any]:
 def _cpu(window: dict[str, Any]) -> str:
     cpu = window["cpu"]
     return (f"[CPU {cpu['busy']:.0%}: ours {cpu['ours']:.0%}, broker+db {cpu['shared']:.0%}, "
-            f"others {cpu['others']:.0%}; I/O stalled {cpu['io_stalled']:.0%}]")
+            f"others {cpu['others']:.0%}, stolen {cpu.get('steal', 0.0):.0%}; I/O stalled "
+            f"{cpu['io_stalled']:.0%}]")
 
 
 def report(result: dict[str, Any]) -> bool:
