@@ -21,8 +21,9 @@ diary:    the diary at 1,000,000 posts (bench/diary.py; BENCH_DIARY_POSTS to sca
           run (it takes minutes): `make bench ARGS=diary`.
 stories:  the stories service through the gateway with its workers (bench/stories.py): template
           generations at 10/s, request -> READY p99 <= 3 x the goal-event pipeline's
-          commit-to-applied p99 of the same run; with a 2 s/call model and 20 generations in
-          flight, GET /stories p99 and the goal pipeline's p99 each <= 2 x idle.
+          commit-to-applied p99 of the same round; with a 2 s/call model and 20 generations in
+          flight, GET /stories p99 and the goal pipeline's p99 each <= 2 x idle; three rounds
+          each, the median of the rounds' ratios checked.
 resync:   stories rebuilds its read model of 100,000 goals from goals (bench/resync.py;
           BENCH_RESYNC_GOALS to scale it): it must finish with every goal in the read model;
           the rate (goals/s, request to completion applied) is printed.
