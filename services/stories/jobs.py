@@ -67,6 +67,12 @@ class Generations:
         # thread but no model call, so the model stays at `concurrency` calls in flight
         # (the generator's own semaphore is what bounds those).
         self.threads = self.concurrency + max(2, self.concurrency // 4)
+        # Reading facts and recording stories, a few at a time: a model answering many calls
+        # at once (a fixed latency does that) would otherwise make every thread want the
+        # interpreter and the database in the same instant, and the worker's event consumer
+        # and the machine's other requests wait that burst out. Queued here, the recordings
+        # are spread out, and so are the next calls they start.
+        self.gate = threading.BoundedSemaphore(stories.record_concurrency)
         self.written_total = 0
         self._inflight: dict[Future[str | None], Message] = {}
         self._lock = threading.Lock()
@@ -135,7 +141,7 @@ class Generations:
         while True:
             try:
                 status = usecases.write_story(UnitOfWork(db, source="/stories"), job=job,
-                                              generator=self.generator)
+                                              generator=self.generator, gate=self.gate)
                 self.written_total += 1
                 return status
             except Exception as exc:

@@ -48,6 +48,9 @@ class StoriesSettings:
     # written FAILED and refunded by the worker's sweeper (longer than the model's deadline).
     pending_deadline_s: int = 600
     sweep_interval_s: float = 30.0  # STORY_SWEEP_INTERVAL_SECONDS
+    # STORY_RECORD_CONCURRENCY: generations reading their facts or recording their story at
+    # once, per worker (the model calls in flight are STORY_LLM_CONCURRENCY's).
+    record_concurrency: int = 2
     generator: GeneratorSettings = GeneratorSettings()
 
     @classmethod
@@ -58,6 +61,8 @@ class StoriesSettings:
                                        cls.pending_deadline_s),
             sweep_interval_s=float(env("STORY_SWEEP_INTERVAL_SECONDS",
                                        str(cls.sweep_interval_s))),
+            record_concurrency=max(1, env_int("STORY_RECORD_CONCURRENCY",
+                                              cls.record_concurrency)),
             generator=GeneratorSettings.from_env(),
         )
 

@@ -8,9 +8,11 @@ Only the owner may see or touch a story: anyone else is told it does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -201,11 +203,16 @@ def _live(session: Session, job: StoryRequested) -> Story | None:
 
 
 def write_story(uow: UnitOfWork, *, job: StoryRequested, generator: StoryGenerator,
-                clock: Clock = utcnow) -> str | None:
+                clock: Clock = utcnow,
+                gate: AbstractContextManager[Any] | None = None) -> str | None:
     """Write the story a job asks for: facts read, text generated outside any transaction,
     then READY (and `stories.story.generated`) or FAILED with its slot refunded. Idempotent:
-    a redelivered or superseded job writes nothing. Returns the status written, if any."""
-    with uow.read_only():
+    a redelivered or superseded job writes nothing. Returns the status written, if any.
+
+    The reading and the recording each happen inside `gate` (the worker's bound on how many
+    generations use the database at once), the model's call outside it."""
+    gate = contextlib.nullcontext() if gate is None else gate
+    with gate, uow.read_only():
         story = _live(uow.session, job)
         if story is None:
             return None
@@ -223,7 +230,7 @@ def write_story(uow: UnitOfWork, *, job: StoryRequested, generator: StoryGenerat
     tombstones = uow.db.tombstones.c
     written = {"status": READY, "content": content, "generated_at": clock()} \
         if content is not None else {"status": FAILED, "error": error}
-    with uow:
+    with gate, uow:
         session = uow.session
         # One statement: only while still pending for this very job, and never for a user
         # deleted meanwhile (the sweeper removes such a story).

@@ -122,6 +122,38 @@ def test_the_worker_writes_the_story_ready_and_announces_it(db: Database) -> Non
     assert generated_events(db, story.id) == 1 and used(db, user_id) == 1
 
 
+def test_the_database_work_is_inside_the_gate_and_the_models_call_outside_it(
+        db: Database) -> None:
+    """The worker bounds how many generations use the database at once (its gate): the
+    facts are read and the story recorded holding it, the model is called without it."""
+    held: list[str] = []
+
+    class Gate:
+        def __init__(self) -> None:
+            self.inside = False
+
+        def __enter__(self) -> None:
+            assert not self.inside, "the gate is entered once at a time, never nested"
+            self.inside = True
+            held.append("enter")
+
+        def __exit__(self, *_: Any) -> None:
+            self.inside = False
+            held.append("exit")
+
+    gate = Gate()
+
+    class Watching(TemplateGenerator):
+        def write(self, request: StoryRequest) -> str:
+            held.append("model, gate held" if gate.inside else "model, gate free")
+            return super().write(request)
+
+    story = request(db, new_user_id(), "2026-W47")
+    assert usecases.write_story(uow(db), job=job_of(db, story.id), generator=Watching(),
+                                gate=gate) == "READY"
+    assert held == ["enter", "exit", "model, gate free", "enter", "exit"]
+
+
 def test_the_story_draws_on_that_users_goals_and_posts_of_that_period(
         db: Database, settings: Any) -> None:
     user_id, someone = new_user_id(), new_user_id()
