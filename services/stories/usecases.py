@@ -14,9 +14,9 @@ import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, bindparam, delete, or_, select, update
+from sqlalchemy import Date, Integer, String, Table, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -62,18 +62,26 @@ def _period(period_id: str, now: datetime) -> periods.Period:
         raise Invalid({"period": [str(exc)]}) from exc
 
 
+_COUNTS_TABLE = cast(Table, GenerationCount.__table__)
+_COUNTS = _COUNTS_TABLE.c
+# Built once (executing the same statement object, SQLAlchemy finds its compiled form by a
+# cache key memoized on it): the request path's two statements.
+_ADMIT = (
+    insert(_COUNTS_TABLE)
+    .values(user_id=bindparam("user_id", type_=String), day=bindparam("day", type_=Date), n=1)
+    .on_conflict_do_update(index_elements=[_COUNTS.user_id, _COUNTS.day],
+                           set_={"n": _COUNTS.n + 1},
+                           where=_COUNTS.n < bindparam("limit", type_=Integer))
+    .returning(_COUNTS.n))
+
+
 def _admit(session: Session, *, user_id: str, day: date, limit: int) -> bool:
     """One slot of the user's count for `day`, taken in one statement only while under
     `limit` (no row back: the day is used up)."""
     if limit <= 0:
         return False
-    statement = (
-        insert(GenerationCount).values(user_id=user_id, day=day, n=1)
-        .on_conflict_do_update(index_elements=[GenerationCount.user_id, GenerationCount.day],
-                               set_={"n": GenerationCount.n + 1},
-                               where=GenerationCount.n < limit)
-        .returning(GenerationCount.n))
-    return session.execute(statement).first() is not None
+    return session.execute(_ADMIT, {"user_id": user_id, "day": day, "limit": limit}
+                           ).first() is not None
 
 
 def _refund(session: Session, *, user_id: str, day: date | None) -> None:
@@ -88,8 +96,18 @@ def seconds_to_midnight(now: datetime) -> int:
     return max(1, math.ceil((periods.next_midnight(now) - now).total_seconds()))
 
 
+_STORY = cast(Table, Story.__table__)
+_NEW_STORY = (
+    insert(_STORY)
+    .values({name: bindparam(name, type_=_STORY.c[name].type) for name in (
+        "id", "user_id", "period", "period_kind", "period_start", "period_end", "status",
+        "content", "error", "generated_at", "generation_id", "requested_at", "admitted_on")})
+    .on_conflict_do_nothing(index_elements=[_STORY.c.user_id, _STORY.c.period])
+    .returning(*_STORY.c))
+
+
 def request_story(uow: UnitOfWork, *, user_id: str, period: str, daily_limit: int,
-                  clock: Clock = utcnow) -> Story:
+                  clock: Clock = utcnow) -> Any:
     """The user's story for `period`, PENDING: new, or the same row written afresh (which
     counts), or the one already pending (which costs nothing)."""
     now = clock()
@@ -98,14 +116,12 @@ def request_story(uow: UnitOfWork, *, user_id: str, period: str, daily_limit: in
              "generation_id": new_id(), "requested_at": now, "admitted_on": now.date()}
     with uow:
         session = uow.session
-        # The common case in one statement: a story new for this period. The unique
-        # (user_id, period) makes a concurrent first request wait here, then find it.
-        story: Story | None = session.scalars(
-            insert(Story).values(id=new_id(), user_id=user_id, period=span.id,
-                                 period_kind=span.kind, period_start=span.start,
-                                 period_end=span.end, **fresh)
-            .on_conflict_do_nothing(index_elements=[Story.user_id, Story.period])
-            .returning(Story)).first()
+        # The common case in one statement: a story new for this period (a row back, which
+        # reads like the model). The unique (user_id, period) makes a concurrent first
+        # request wait here, then find it.
+        story: Any = session.execute(_NEW_STORY, {
+            "id": new_id(), "user_id": user_id, "period": span.id, "period_kind": span.kind,
+            "period_start": span.start, "period_end": span.end, **fresh}).first()
         if story is None:
             story = _owned(session, user_id, span.id, lock=True)
             if story.status == PENDING:
