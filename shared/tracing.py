@@ -20,10 +20,12 @@ On, one trace runs from the HTTP request to every consumer that applies its even
 
 Sampling: a trace is decided at its root and every process follows the decision carried in
 `traceparent` (parent-based), so a sampled trace is whole from request to consumers. Unless
-`OTEL_TRACES_SAMPLER` says otherwise, one root in ten is sampled (`parentbased_traceidratio`
-at `OTEL_TRACES_SAMPLER_ARG`, default 0.1): recording and exporting every request costs
+`OTEL_TRACES_SAMPLER` says otherwise, one root in ten is sampled (the ratio is
+`OTEL_TRACES_SAMPLER_ARG`, default 0.1), and a statement or call out made outside any trace
+(a relay's claim, a loop's poll) starts none: recording and exporting every request costs
 about 0.3-0.5 ms of CPU a request in OpenTelemetry's Python SDK, a third of a list request
 (bench/tracing.py measures both). `OTEL_TRACES_SAMPLER=parentbased_always_on` records all.
+Under an unsampled parent no span is made at all (`span` hands the parent on as it is).
 """
 
 from __future__ import annotations
@@ -80,13 +82,38 @@ def _sampler(*, given_exporter: bool) -> Any:
     or OTEL_TRACES_SAMPLER_ARG's ratio."""
     if given_exporter or os.environ.get("OTEL_TRACES_SAMPLER"):
         return None
-    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.sdk.trace.sampling import (
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+        TraceIdRatioBased,
+    )
+    from opentelemetry.trace import SpanKind
 
     try:
         ratio = float(os.environ.get("OTEL_TRACES_SAMPLER_ARG") or DEFAULT_RATIO)
     except ValueError:
         ratio = DEFAULT_RATIO
-    return ParentBased(TraceIdRatioBased(min(max(ratio, 0.0), 1.0)))
+    ratio_based = TraceIdRatioBased(min(max(ratio, 0.0), 1.0))
+
+    class Roots(Sampler):
+        """A trace starts at what something asked for (a request, an event to publish), at
+        the ratio; not at a statement or call out made outside any (a relay's claim, a
+        loop's poll): alone, those are noise in the traces and cost every process."""
+
+        def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                          kind: Any = None, attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> Any:
+            if kind == SpanKind.CLIENT:
+                return SamplingResult(Decision.DROP)
+            return ratio_based.should_sample(parent_context, trace_id, name, kind,
+                                             attributes, links, trace_state)
+
+        def get_description(self) -> str:
+            return f"Roots{{not CLIENT, {ratio_based.get_description()}}}"
+
+    return ParentBased(Roots())
 
 
 def shutdown() -> None:
@@ -142,9 +169,21 @@ def span(name: str, *, parent: str | None, kind: str, **attributes: Any
     if not enabled():
         yield None
         return
+    from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    unsampled = _unsampled(parent)
+    if unsampled is not None:
+        # The root decided not to record this trace, and every span under it follows
+        # (parent-based): no span to make. Its context is current inside the block, so log
+        # lines still carry the trace's ids, and the parent is handed on as it is.
+        token = otel_context.attach(trace.set_span_in_context(unsampled))
+        try:
+            yield parent
+        finally:
+            otel_context.detach(token)
+        return
     propagator = TraceContextTextMapPropagator()
     context = propagator.extract({"traceparent": parent}) if parent else None
     with _state["tracer"].start_as_current_span(
@@ -153,6 +192,27 @@ def span(name: str, *, parent: str | None, kind: str, **attributes: Any
         carrier: dict[str, str] = {}
         propagator.inject(carrier)
         yield carrier.get("traceparent")
+
+
+def _unsampled(parent: str | None) -> Any:
+    """The remote span of a W3C `traceparent` whose trace is not sampled (its flags' last
+    bit clear), as a non-recording span; None for a sampled or malformed one, or none."""
+    parts = parent.split("-") if parent and len(parent) == 55 else []
+    if len(parts) != 4:
+        return None
+    version, trace_id, span_id, flags = parts
+    try:
+        if version != "00" or int(flags, 16) & 1:
+            return None
+        ids = int(trace_id, 16), int(span_id, 16)
+    except ValueError:
+        return None
+    if not all(ids):
+        return None
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    return NonRecordingSpan(SpanContext(ids[0], ids[1], is_remote=True,
+                                        trace_flags=TraceFlags(int(flags, 16))))
 
 
 def log_ids() -> dict[str, str]:
