@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection
 from sqlalchemy import text
 
 from services.auth import users
@@ -19,19 +18,10 @@ from services.auth.models import User
 from shared import bus, resync
 from shared.db import Database, UnitOfWork
 from shared.ids import new_id
-from tests.helpers import PYTHON, ServiceProcess, new_user_id, wait_for
+from tests.helpers import PYTHON, ServiceProcess, new_user_id, queue_exists, wait_for
 
 LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
 SERVICES = ("stories", "diary", "goals", "auth")  # consumers' queues first
-
-
-def _declared(amqp_url: str, queue: str) -> bool:
-    try:
-        with Connection(amqp_url) as conn:
-            conn.channel().queue_declare(queue, passive=True)
-        return True
-    except Exception:  # noqa: BLE001 - not there yet
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +38,7 @@ def workers(infrastructure: dict[str, str]) -> Iterator[list[ServiceProcess]]:
             queue = names.dead_queue(service)  # declared after its queue and bindings
 
             def ready(proc: ServiceProcess = proc, queue: str = queue) -> bool:
-                return _declared(infrastructure["amqp_url"], queue) or not proc.alive()
+                return queue_exists(infrastructure["amqp_url"], queue) or not proc.alive()
 
             wait_for(ready, timeout=30, message=f"{service} worker ready")
             assert proc.alive(), proc.log_tail()

@@ -8,22 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kombu import Connection
 
 from services.stories.models import PostView
 from shared import bus
-from tests.helpers import PYTHON, ServiceProcess, new_user_id, wait_for
+from tests.helpers import PYTHON, ServiceProcess, new_user_id, queue_exists, wait_for
 
 LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
-
-
-def _queue_declared(amqp_url: str, queue: str) -> bool:
-    try:
-        with Connection(amqp_url) as conn:
-            conn.channel().queue_declare(queue, passive=True)
-        return True
-    except Exception:  # noqa: BLE001 - not there yet
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +29,7 @@ def workers(infrastructure: dict[str, str]) -> Iterator[list[ServiceProcess]]:
             queue = names.dead_queue(service)  # declared after its queue and bindings
 
             def ready(proc: ServiceProcess = proc, queue: str = queue) -> bool:
-                return _queue_declared(infrastructure["amqp_url"], queue) or not proc.alive()
+                return queue_exists(infrastructure["amqp_url"], queue) or not proc.alive()
 
             # Stories' queue must exist before diary publishes, or the exchange drops events.
             wait_for(ready, timeout=30, message=f"{service} worker ready")
