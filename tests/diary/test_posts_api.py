@@ -103,6 +103,9 @@ def test_deleting_a_post_records_the_event_and_the_post_is_gone(client: Client, 
     post = write(client, headers, status="PUBLISHED")
     assert diary.delete(f"/diary/posts/{post['id']}", headers=headers).status_code == 204
     assert diary.get(f"/diary/posts/{post['id']}", headers=headers).status_code == 404
+    for gone in ("likes", "replies"):  # nothing of it answers any more
+        assert diary.get(f"/diary/posts/{post['id']}/{gone}", headers=headers).status_code == 404
+    assert diary.put(f"/diary/posts/{post['id']}/like", headers=headers).status_code == 404
     events = outbox_events(dbs, post["id"])
     assert [t for t, _ in events] == ["diary.post.published", "diary.post.deleted"]
     assert events[-1][1]["data"]["author_id"] == user_id

@@ -36,7 +36,12 @@ EXCLUDED_CHECKS = {
     # a created resource not found. (Schemathesis 4.32 honours no per-operation switch for
     # this stateful check, so it is off for the diary's document; tests/diary holds the
     # published case: a created post's likes and replies are found.)
-    "diary": ["ensure_resource_availability"],
+    # use_after_free: `DELETE /diary/posts/{id}/like` takes back my like, not the post nor
+    # its list of likes, yet the links schemathesis infers from the shared `{id}` make it
+    # expect `GET /diary/posts/{id}/likes` to be 404 afterwards (seen with this seed when
+    # the stateful phase's two workers happen to order it so). A deleted post answering 404
+    # on every route is tests/diary's (test_posts_api: deleting a post).
+    "diary": ["ensure_resource_availability", "use_after_free"],
 }
 
 
