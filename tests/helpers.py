@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from kombu import Connection
 
+from shared import bus
 from shared.consumer import Delivery, EventConsumer, Handler
 from shared.db import Database
 from shared.events import Event, new_event
@@ -117,6 +118,23 @@ class ServiceProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
+
+
+def start_worker(service: str, env: dict[str, str], *, amqp_url: str,
+                 log_name: str | None = None) -> ServiceProcess:
+    """`python -m services.<service>.worker` as deployed, once it is consuming: its
+    dead-letter queue, declared after its queue and bindings, exists (a publisher may go
+    ahead). Fails with the worker's log if it died on the way."""
+    proc = ServiceProcess([PYTHON, "-m", f"services.{service}.worker"], env,
+                          LOGS / (log_name or f"{service}-worker.log")).start()
+    ready = bus.Names(env.get("EVENT_NAMESPACE", "growth")).dead_queue(service)
+    wait_for(lambda: queue_exists(amqp_url, ready) or not proc.alive(), timeout=30,
+             message=f"{service} worker ready")
+    assert proc.alive(), proc.log_tail()
+    return proc
 
 
 class TcpProxy:

@@ -8,7 +8,6 @@ import os
 import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,15 +18,13 @@ from shared import bus
 from shared.config import SERVICES
 from tests.conftest import migrated_services
 from tests.helpers import (
-    PYTHON,
     ServiceProcess,
     TcpProxy,
     event,
-    queue_exists,
+    start_worker,
     wait_for,
 )
 
-LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
 pytestmark = pytest.mark.skipif("auth" not in migrated_services(), reason="auth not built yet")
 
 
@@ -43,14 +40,7 @@ class Workers:
         env = dict(os.environ)
         if service == "goals":  # goals reaches the broker through a cable we can pull
             env["AMQP_URL"] = self.proxied_url
-        proc = ServiceProcess([PYTHON, "-m", f"services.{service}.worker"], env,
-                              LOGS / f"{service}-worker.log").start()
-        self.procs[service] = proc
-        names = bus.Names(os.environ["EVENT_NAMESPACE"])
-        wait_for(lambda: queue_exists(self.amqp_url, names.dead_queue(service))
-                 or not proc.alive(),
-                 timeout=30, message=f"{service} worker ready")
-        assert proc.alive(), proc.log_tail()
+        proc = self.procs[service] = start_worker(service, env, amqp_url=self.amqp_url)
         return proc
 
     def stop_all(self) -> None:

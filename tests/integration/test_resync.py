@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,33 +14,23 @@ from sqlalchemy import text
 
 from services.auth import users
 from services.auth.models import User
-from shared import bus, resync
+from shared import resync
 from shared.db import Database, UnitOfWork
 from shared.ids import new_id
-from tests.helpers import PYTHON, ServiceProcess, new_user_id, queue_exists, wait_for
+from tests.helpers import ServiceProcess, new_user_id, start_worker, wait_for
 
-LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
 SERVICES = ("stories", "diary", "goals", "auth")  # consumers' queues first
 
 
 @pytest.fixture(scope="module")
 def workers(infrastructure: dict[str, str]) -> Iterator[list[ServiceProcess]]:
     """Every service's worker, as deployed; small batches, so a resync spans many."""
-    names = bus.Names(os.environ["EVENT_NAMESPACE"])
     procs: list[ServiceProcess] = []
     env = {**os.environ, "RESYNC_BATCH": "50"}
     try:
         for service in SERVICES:
-            proc = ServiceProcess([PYTHON, "-m", f"services.{service}.worker"], env,
-                                  LOGS / f"resync-{service}-worker.log").start()
-            procs.append(proc)
-            queue = names.dead_queue(service)  # declared after its queue and bindings
-
-            def ready(proc: ServiceProcess = proc, queue: str = queue) -> bool:
-                return queue_exists(infrastructure["amqp_url"], queue) or not proc.alive()
-
-            wait_for(ready, timeout=30, message=f"{service} worker ready")
-            assert proc.alive(), proc.log_tail()
+            procs.append(start_worker(service, env, amqp_url=infrastructure["amqp_url"],
+                                      log_name=f"resync-{service}-worker.log"))
         yield procs
     finally:
         for proc in procs:

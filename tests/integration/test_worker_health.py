@@ -25,9 +25,7 @@ from shared.consumer import EventConsumer, each
 from shared.db import Database, UnitOfWork
 from shared.events import Event, GoalCompleted
 from shared.outbox import OutboxRelay
-from tests.helpers import PYTHON, ServiceProcess, event, new_user_id, wait_for
-
-LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
+from tests.helpers import LOGS, PYTHON, ServiceProcess, event, new_user_id, wait_for
 
 
 def free_port() -> int:

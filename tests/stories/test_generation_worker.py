@@ -8,7 +8,6 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +16,9 @@ from sqlalchemy import select
 from services.auth.models import User
 from services.stories.models import GenerationCount, Story
 from shared import bus
-from tests.helpers import PYTHON, ServiceProcess, queue_exists, wait_for
+from tests.helpers import ServiceProcess, queue_exists, start_worker, wait_for
 from tests.stories.fake_llm import FakeLLM, Step
 
-LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
 pytestmark = pytest.mark.slow
 
 
@@ -31,19 +29,15 @@ class Workers:
         self.env = {**os.environ, "STORY_GENERATOR": "openai", "STORY_LLM_BASE_URL": llm.url,
                     "STORY_LLM_MODEL": "fake", "STORY_LLM_BACKOFF_SECONDS": "0.1",
                     "STORY_LLM_TIMEOUT_SECONDS": "30", "STORY_LLM_CONCURRENCY": "4"}
-        self.auth = self._start("auth", self.names.dead_queue("auth"))
+        self.auth = self._start("auth")
         self.stories = self.start_stories()
 
-    def _start(self, service: str, ready_queue: str) -> ServiceProcess:
-        proc = ServiceProcess([PYTHON, "-m", f"services.{service}.worker"], self.env,
-                              LOGS / f"{service}-generation-worker.log").start()
-        wait_for(lambda: queue_exists(self.amqp_url, ready_queue) or not proc.alive(),
-                 timeout=30, message=f"{service} worker ready")
-        assert proc.alive(), proc.log_tail()
-        return proc
+    def _start(self, service: str) -> ServiceProcess:
+        return start_worker(service, self.env, amqp_url=self.amqp_url,
+                            log_name=f"{service}-generation-worker.log")
 
     def start_stories(self) -> ServiceProcess:
-        self.stories = self._start("stories", self.names.dead_queue("stories"))
+        self.stories = self._start("stories")
         wait_for(lambda: queue_exists(self.amqp_url, self.names.jobs_queue("stories")),
                  message="stories' job queue")
         return self.stories

@@ -4,36 +4,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.stories.models import PostView
-from shared import bus
-from tests.helpers import PYTHON, ServiceProcess, new_user_id, queue_exists, wait_for
-
-LOGS = Path(os.environ.get("TEST_LOG_DIR", "var/log/tests"))
+from tests.helpers import ServiceProcess, new_user_id, start_worker, wait_for
 
 
 @pytest.fixture(scope="module")
 def workers(infrastructure: dict[str, str]) -> Iterator[list[ServiceProcess]]:
     """A stories worker (consumer) and a diary worker (relay), as deployed."""
-    names = bus.Names(os.environ["EVENT_NAMESPACE"])
     procs: list[ServiceProcess] = []
     try:
+        # Stories' queue must exist before diary publishes, or the exchange drops events.
         for service in ("stories", "diary"):
-            proc = ServiceProcess([PYTHON, "-m", f"services.{service}.worker"],
-                                  dict(os.environ), LOGS / f"{service}-worker.log").start()
-            procs.append(proc)
-            queue = names.dead_queue(service)  # declared after its queue and bindings
-
-            def ready(proc: ServiceProcess = proc, queue: str = queue) -> bool:
-                return queue_exists(infrastructure["amqp_url"], queue) or not proc.alive()
-
-            # Stories' queue must exist before diary publishes, or the exchange drops events.
-            wait_for(ready, timeout=30, message=f"{service} worker ready")
-            assert proc.alive(), proc.log_tail()
+            procs.append(start_worker(service, dict(os.environ),
+                                      amqp_url=infrastructure["amqp_url"]))
         yield procs
     finally:
         for proc in procs:
