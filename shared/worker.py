@@ -21,6 +21,7 @@ from shared.consumer import EventConsumer, Handlers
 from shared.db import Database
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
+from shared.resync import Answerer, Source
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +34,15 @@ def run_worker(
     settings: Settings | None = None,
     vitals: health.Vitals | None = None,
     backlogs: Sequence[Callable[[Database], Mapping[str, float]]] = (),
+    snapshots: Source | None = None,
 ) -> None:
     """Relay and consumer, plus any service-specific `loops` (each in its own thread,
     each returning once `stop` is set). `settings`: the ones the service's main built, or
     read here (with `.env`) when it built none. `vitals`: the health its loops report to,
     when the service's main made it to hand out pulses of its own; `backlogs`: gauges the
-    service adds to the relay's (each reads the database when probed)."""
+    service adds to the relay's (each reads the database when probed). `snapshots`: what
+    the service answers resyncs with (shared.resync), for a producer of read models: its
+    answer loop runs beside the others, with its pulse and backlog."""
     if settings is None:
         load_env_file()
         settings = Settings.from_env(service)
@@ -48,6 +52,9 @@ def run_worker(
         tracing.instrument_engine(db.engine)
     stop = threading.Event()
     vitals = vitals or health.Vitals(stall_after_s=settings.worker_stall_s)
+    if snapshots is not None:
+        answers = Answerer(service, snapshots, pulse=vitals.pulse("resync-answers"))
+        loops, backlogs = [*loops, answers.run], [*backlogs, Answerer.backlog]
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})

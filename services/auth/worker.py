@@ -14,7 +14,7 @@ from services.auth.users import profile_snapshots
 from shared.config import Settings, load_env_file
 from shared.db import Database
 from shared.health import Vitals
-from shared.resync import Answerer, Source
+from shared.resync import Source
 from shared.worker import run_worker
 
 
@@ -26,11 +26,9 @@ def main() -> None:
     def deliver_mail(_base: Settings, db: Database, stop: threading.Event) -> None:
         MailDelivery(settings.mail, db, pulse=vitals.pulse("mail-delivery")).run(stop)
 
-    answers = Answerer("auth", Source("auth.user.snapshot", profile_snapshots),
-                       pulse=vitals.pulse("resync-answers"))
-    run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts, answers.run],
-               settings=settings.base, vitals=vitals,
-               backlogs=[MailDelivery.backlog, Answerer.backlog])
+    run_worker("auth", HANDLERS, loops=[deliver_mail, forget_stale_attempts],
+               settings=settings.base, vitals=vitals, backlogs=[MailDelivery.backlog],
+               snapshots=Source("auth.user.snapshot", profile_snapshots))
 
 
 if __name__ == "__main__":
