@@ -62,13 +62,17 @@ def _admin_url() -> str:
         hide_password=False)
 
 
-def _worker(service: str) -> subprocess.Popen[bytes]:
-    log = open(ROOT / "var" / "log" / f"bench-{service}-worker.log", "ab")  # noqa: SIM115
+def start_worker(service: str, log_name: str | None = None) -> subprocess.Popen[bytes]:
+    """A service's worker for a bench, logging to var/log, its health server on a free port
+    (a dev system on the machine holds the default ones)."""
+    log = open(ROOT / "var" / "log" / (log_name or f"bench-{service}-worker.log"),  # noqa: SIM115
+               "ab")
     return subprocess.Popen([sys.executable, "-m", f"services.{service}.worker"],
-                            env=dict(os.environ), cwd=ROOT, stdout=log, stderr=log)
+                            env={**os.environ, f"{service.upper()}_WORKER_PORT": "0"},
+                            cwd=ROOT, stdout=log, stderr=log)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
     proc.terminate()
     try:
         proc.wait(30)
@@ -138,14 +142,13 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
     for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         os.environ.pop(name, None)  # off unless asked, whatever the last run set
     os.environ.update(extra_env or {})
-    (ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
     from services.goals.usecases import complete_goal
     from shared.config import Settings
     from shared.db import Database, UnitOfWork
 
     goals = _seed(users=100, goals_per_user=(backlog + steady_count) // 100 + 1)
     db = Database(Settings.from_env("goals").database_url, "goals")
-    auth_worker = _worker("auth")
+    auth_worker = start_worker("auth")
     goals_worker: subprocess.Popen[bytes] | None = None
     try:
         _wait_ready()
@@ -155,7 +158,7 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
             complete_goal(UnitOfWork(db, source="/bench"), user_id=uid, goal_id=gid)
         commit_rate = backlog / (time.perf_counter() - started)
         conn = _auth_conn()
-        goals_worker = _worker("goals")
+        goals_worker = start_worker("goals")
         while (first_seen := _awarded(conn)) == 0:
             time.sleep(0.001)
         t_first = time.perf_counter()
@@ -192,7 +195,7 @@ def measure_pipeline(*, backlog: int = 3000, steady_rate: float = 50.0,
     finally:
         for proc in (goals_worker, auth_worker):
             if proc is not None:
-                _stop(proc)
+                stop_worker(proc)
         db.dispose()
         _cleanup_bus()
 

@@ -11,14 +11,14 @@ starts empty, so every snapshot is an insert. Target: the resync finishes (withi
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
+
+from bench.pipeline import start_worker, stop_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 # BENCH_DATABASE_NAME names it (a suffix is added): dropped and made anew at start.
@@ -65,21 +65,6 @@ def _prepare() -> None:
         admin.execute("ANALYZE goals.goals")
 
 
-def _worker(service: str) -> subprocess.Popen[bytes]:
-    (ROOT / "var" / "log").mkdir(parents=True, exist_ok=True)
-    log = open(ROOT / "var" / "log" / f"bench-resync-{service}-worker.log", "ab")  # noqa: SIM115
-    return subprocess.Popen([sys.executable, "-m", f"services.{service}.worker"],
-                            env=dict(os.environ), cwd=ROOT, stdout=log, stderr=log)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 def _wait_declared(queue: str, timeout: float = 60.0) -> None:
     from kombu import Connection
 
@@ -109,7 +94,8 @@ def measure_resync() -> dict[str, Any]:
     from shared.db import Database
 
     names = bus.Names(NAMESPACE)
-    workers = [_worker("stories"), _worker("goals")]
+    workers = [start_worker(service, f"bench-resync-{service}-worker.log")
+               for service in ("stories", "goals")]
     stories = Database(Settings.from_env("stories").database_url, "stories", pool_size=1)
     try:
         _wait_declared(names.dead_queue("stories"))
@@ -136,7 +122,7 @@ def measure_resync() -> dict[str, Any]:
         }
     finally:
         for proc in workers:
-            _stop(proc)
+            stop_worker(proc)
         stories.dispose()
         settings = Settings.from_env("stories")
         bus.delete_namespace(settings.amqp_url, names, SERVICES, settings.retry_delays_ms)
