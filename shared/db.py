@@ -126,22 +126,34 @@ def fetch(session: Session, statement: Select[Any], values: dict[str, Any] | Non
     if row is not None:
         factory = _ROWS.get(row) or _ROWS.setdefault(row, args_row(row))
     params = {**plan.defaults, **(values or {})}
+    engine = cast(Engine, session.get_bind())
     if session.info.get(AUTOCOMMIT) and not session.in_transaction():
         # Without the session's connection and isolation-level bookkeeping around it.
-        pooled = cast(Engine, session.get_bind()).raw_connection()
+        try:
+            pooled = engine.raw_connection()
+        except psycopg.Error as error:  # cannot connect: an outage, as the session says it
+            raise sa_exc.DBAPIError.instance(None, None, error, psycopg.Error,
+                                             connection_invalidated=True) from error
         try:
             dbapi = cast(psycopg.Connection[Any], pooled.dbapi_connection)
             dbapi.autocommit = True
             try:
-                return _run(dbapi, plan.sql, params, factory, pooled.invalidate)
+                return _run(dbapi, plan.sql, params, factory,
+                            lambda error: engine.pool._invalidate(pooled, error))
             finally:
                 if not dbapi.broken:
                     dbapi.autocommit = False
         finally:
             pooled.close()
     connection = session.connection()
-    dbapi = cast(psycopg.Connection[Any], connection.connection.dbapi_connection)
-    return _run(dbapi, plan.sql, params, factory, connection.invalidate)
+    pooled = connection.connection
+    dbapi = cast(psycopg.Connection[Any], pooled.dbapi_connection)
+
+    def disconnected(error: BaseException) -> None:
+        engine.pool._invalidate(pooled, error, _checkin=False)
+        connection.invalidate(error)
+
+    return _run(dbapi, plan.sql, params, factory, disconnected)
 
 
 def fetch_one(session: Session, statement: Select[Any], values: dict[str, Any], detail: str,
@@ -154,15 +166,18 @@ def fetch_one(session: Session, statement: Select[Any], values: dict[str, Any], 
 
 
 def _run(dbapi: psycopg.Connection[Any], sql: str, params: dict[str, Any], factory: Any,
-         invalidate: Callable[[BaseException], None]) -> list[Any]:
+         disconnected: Callable[[BaseException], None]) -> list[Any]:
     try:
         with dbapi.cursor(row_factory=factory) as cur:
             return list(cur.execute(sql, params).fetchall())
     except psycopg.Error as error:
         if dbapi.broken:
-            invalidate(error)
+            # What SQLAlchemy does on a disconnect: this connection is dropped, and so is
+            # every pooled one older than the failure (each would fail its next statement).
+            disconnected(error)
         raise sa_exc.DBAPIError.instance(sql, None, error, psycopg.Error,
-                                         hide_parameters=True) from error
+                                         hide_parameters=True,
+                                         connection_invalidated=dbapi.broken) from error
 
 
 def service_metadata(schema: str) -> MetaData:

@@ -18,10 +18,7 @@ NEW_PASSWORD_RULES = "8 to 128 characters, not a commonly used password, not you
 # matches); marshmallow's URL validator has rules a document cannot state.
 WEB_URL = (r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?"
            r"(?:[/?#][!-~]*)?")
-# What JavaScript's \\s is (Python's is wider): the whitespace Trimmed strips.
-WHITESPACE = ("\t\n\x0b\x0c\r \xa0\u1680" + "".join(map(chr, range(0x2000, 0x200b)))
-              + "\u2028\u2029\u202f\u205f\u3000\ufeff")
-NOT_WHITESPACE = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
+
 
 
 def web_url(**kwargs: Any) -> fields.String:

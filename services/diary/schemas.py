@@ -8,21 +8,14 @@ from typing import Any
 from marshmallow import fields, validate
 
 from services.diary.models import PostStatus
+from shared.fields import Trimmed
 from shared.pagination import cursor_field
 from shared.schemas import Schema
 
-TITLE = validate.Length(min=1, max=200)
-CONTENT = validate.Length(min=1, max=50_000)
-REPLY = validate.Length(min=1, max=5_000)
+TITLE = 200  # characters, as the seed's VarChar(200)
+CONTENT = 50_000
+REPLY = 5_000
 LIMIT = validate.Range(min=1, max=100)
-
-
-class Trimmed(fields.String):
-    """Text with surrounding whitespace removed before the length rule sees it, so "  " is
-    empty."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return str(super()._deserialize(value, attr, data, **kwargs)).strip()
 
 
 class AuthorSchema(Schema):
@@ -67,16 +60,16 @@ class PostPageSchema(Schema):
 
 
 class PostCreateSchema(Schema):
-    title = Trimmed(required=True, validate=TITLE)
-    content = Trimmed(required=True, validate=CONTENT)
+    title = Trimmed(required=True, max_length=TITLE)
+    content = Trimmed(required=True, max_length=CONTENT)
     status = fields.Enum(PostStatus, load_default=PostStatus.DRAFT,
                          metadata={"description": "PUBLISHED publishes at once; "
                                                   "defaults to DRAFT."})
 
 
 class PostUpdateSchema(Schema):
-    title = Trimmed(validate=TITLE)
-    content = Trimmed(validate=CONTENT)
+    title = Trimmed(max_length=TITLE)
+    content = Trimmed(max_length=CONTENT)
 
 
 class PageQuerySchema(Schema):
@@ -119,4 +112,4 @@ class ReplyPageSchema(Schema):
 
 
 class ReplyWriteSchema(Schema):
-    content = Trimmed(required=True, validate=REPLY)
+    content = Trimmed(required=True, max_length=REPLY)

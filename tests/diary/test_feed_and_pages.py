@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,16 @@ def test_title_and_content_are_trimmed_and_bounded(diary: Any,
         patched = diary.patch(f"/diary/posts/{post['id']}", json=body, headers=ada.headers)
         assert patched.status_code == 422 and field in patched.json["errors"], body
     assert write(diary, ada, title="x" * 200, content="y" * 50_000)["title"] == "x" * 200
+    # Whitespace is what the documented pattern (JavaScript's \s) calls it: "\u3000" and
+    # "\ufeff" are, the separator controls Python's str.strip() would also take are not.
+    for blank in ("\u3000\ufeff", "\u2028 "):
+        created = diary.post("/diary/posts", json={"title": "t", "content": blank},
+                             headers=ada.headers)
+        assert created.status_code == 422 and "content" in created.json["errors"], blank
+    assert write(diary, ada, content="\x1c")["content"] == "\x1c"
+    pattern = diary.get("/diary/openapi.json").json["components"]["schemas"]["PostCreate"][
+        "properties"]["content"]["pattern"]
+    assert re.search(pattern, "\x1c") and not re.search(pattern, "\u3000\ufeff")
 
 
 def test_editing_a_published_post_raises_diary_post_updated_with_the_next_version(

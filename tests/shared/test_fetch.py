@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import String, bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from services.goals.models import Goal, GoalPeriod, GoalStatus
-from shared.db import Database, UnitOfWork, fetch, fetch_one, utcnow
+from shared.db import Database, UnitOfWork, fetch, fetch_one, is_database_outage, utcnow
 from shared.errors import NotFound
-from tests.helpers import new_user_id
+from tests.helpers import TcpProxy, new_user_id
 
 BY_USER = select(Goal.__table__.c.id, Goal.__table__.c.title).where(
     Goal.__table__.c.user_id == bindparam("user_id", type_=String))
@@ -85,3 +86,37 @@ def test_fetch_one_is_the_row_or_not_found_and_rows_are_made_by_the_factory(
         assert isinstance(found, tuple) and found[1] == "only one"
         with pytest.raises(NotFound):
             fetch_one(uow.session, BY_USER, {"user_id": new_user_id()}, "No such goal")
+
+
+def test_an_outage_is_sqlalchemys_error_and_drops_every_pooled_connection(
+        dbs: Callable[[str], Database]) -> None:
+    """Whether the statement fails on a pooled connection the database dropped or no new
+    connection can be made, fetch raises what the session would (so the edge answers 503),
+    and the connections pooled before the failure are not handed out again."""
+    url = dbs("goals").engine.url
+    proxy = TcpProxy(url.port or 5432, url.host or "127.0.0.1")
+    db = Database(url.set(port=proxy.port).render_as_string(hide_password=False), "goals")
+    user = new_user_id()
+    try:
+        held = [db.engine.raw_connection() for _ in range(3)]  # three pooled connections
+        for c in held:
+            c.close()
+        proxy.cut()
+        errors = []
+        for read_only in (True, True, False):
+            uow = UnitOfWork(db, source="goals")
+            with pytest.raises(DBAPIError) as raised, \
+                    (uow.read_only() if read_only else uow) as uow:
+                fetch(uow.session, BY_USER, {"user_id": user})
+            errors.append(raised.value)
+        assert all(is_database_outage(e) for e in errors)
+        # The first met a dropped connection; the others found none left to try and
+        # could not connect (three pooled connections, three failures).
+        assert "consuming input failed" in str(errors[0])
+        assert all("connection failed" in str(e) for e in errors[1:]), errors
+        proxy.restore()
+        with UnitOfWork(db, source="goals").read_only() as uow:
+            assert fetch(uow.session, BY_USER, {"user_id": user}) == []
+    finally:
+        proxy.close()
+        db.dispose()

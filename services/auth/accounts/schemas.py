@@ -6,48 +6,25 @@ verification, counters) only its owner sees. Passwords and tokens are never dump
 
 from __future__ import annotations
 
-from typing import Any
-
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from services.auth.fields import (
     NEW_PASSWORD,
     NEW_PASSWORD_RULES,
-    NOT_WHITESPACE,
     SECRET,
-    WHITESPACE,
     EmailAddress,
     web_url,
 )
 from services.auth.models import ExperienceLevel
 from services.auth.tokens import TOKEN_TYPE
+from shared.fields import Trimmed
 from shared.schemas import Schema
 
 SHORT_MAX = 100
 
 
-class Trimmed(fields.String):
-    """Up to `max_length` characters as sent, not only whitespace; stored with the
-    surrounding whitespace removed. Documented as checked: maxLength, and a pattern that
-    asks for one character that is not whitespace (JavaScript's whitespace: what is stripped)."""
-
-    def __init__(self, *, max_length: int = SHORT_MAX, **kwargs: Any) -> None:
-        metadata = {"maxLength": max_length, "pattern": NOT_WHITESPACE,
-                    **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
-        self.max_length = max_length
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if len(text) > self.max_length:
-            raise ValidationError(f"Longer than {self.max_length} characters.")
-        if not text.strip(WHITESPACE):
-            raise ValidationError("Must not be empty or only whitespace.")
-        return text.strip(WHITESPACE)
-
-
 def _phrases(attribute: str, description: str) -> fields.List:
-    return fields.List(Trimmed(), attribute=attribute,
+    return fields.List(Trimmed(max_length=SHORT_MAX), attribute=attribute,
                        validate=validate.Length(max=50),
                        metadata={"description": f"{description} (up to 50, 100 chars each)."})
 
@@ -82,11 +59,11 @@ class ProfileSchema(PublicProfileSchema):
 class ProfileUpdateSchema(Schema):
     """Only the career profile; send null (or []) to clear a field."""
 
-    name = Trimmed(allow_none=True)
+    name = Trimmed(max_length=SHORT_MAX, allow_none=True)
     image = web_url(allow_none=True)
-    currentRole = Trimmed(attribute="current_role", allow_none=True)
+    currentRole = Trimmed(max_length=SHORT_MAX, attribute="current_role", allow_none=True)
     experienceLevel = fields.Enum(ExperienceLevel, attribute="experience_level")
-    industry = Trimmed(allow_none=True)
+    industry = Trimmed(max_length=SHORT_MAX, allow_none=True)
     yearsOfExperience = fields.Integer(attribute="years_of_experience", allow_none=True,
                                        strict=True, validate=validate.Range(min=0, max=80))
     currentSkills = _phrases("current_skills", "Skills you have")
@@ -99,7 +76,7 @@ class RegisterSchema(Schema):
     email = EmailAddress(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, load_only=True, validate=NEW_PASSWORD,
                              metadata={"description": NEW_PASSWORD_RULES})
-    name = Trimmed(allow_none=True)
+    name = Trimmed(max_length=SHORT_MAX, allow_none=True)
 
 
 class LoginSchema(Schema):
