@@ -21,6 +21,7 @@ NGINX / WRK (paths to the binaries; else found on PATH, else installed with apt-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -325,18 +326,56 @@ class Wrk:
 
 
 def _memory(stack: Stack) -> dict[str, list[dict[str, float]]]:
-    memory: dict[str, list[dict[str, float]]] = {}
-    for svc, pids in stack.workers().items():
-        memory[svc] = [{"pid": pid,
-                        "rss_mib": _proc_kib(Path(f"/proc/{pid}/status"), "VmRSS") / 1024,
-                        "rss_anon_mib": _proc_kib(Path(f"/proc/{pid}/status"), "RssAnon") / 1024,
-                        "rss_file_mib": _proc_kib(Path(f"/proc/{pid}/status"), "RssFile") / 1024,
-                        "pss_mib": _proc_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024}
-                       for pid in pids]
-    return memory
+    return {svc: _worker_memory(pids) for svc, pids in stack.workers().items()}
 
 
-def measure_http(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+def _worker_memory(pids: list[int]) -> list[dict[str, float]]:
+    return [{"pid": pid,
+             "rss_mib": _proc_kib(Path(f"/proc/{pid}/status"), "VmRSS") / 1024,
+             "rss_anon_mib": _proc_kib(Path(f"/proc/{pid}/status"), "RssAnon") / 1024,
+             "rss_file_mib": _proc_kib(Path(f"/proc/{pid}/status"), "RssFile") / 1024,
+             "pss_mib": _proc_kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024}
+            for pid in pids]
+
+
+def _floor_memory(stack: Stack, wrk: Wrk) -> dict[str, Any]:
+    """bench/floor_app.py (the fixed stack alone, the same read) under gunicorn with preload
+    and as many sync workers as ours, direct: its workers' memory after MIN_SERVED requests."""
+    from shared.config import database_url
+
+    port = free_port()
+    workers = BASE_ENV.get("WEB_CONCURRENCY") or "3"
+    env = {**BASE_ENV, "FLOOR_DATABASE_URL": database_url("goals", stack.database)}
+    with open(stack.logs / f"{stack.log_prefix}-floor-web.log", "wb") as log:
+        proc = subprocess.Popen(
+            [str(ROOT / ".venv" / "bin" / "gunicorn"), "--preload", "-w", workers,
+             "-b", f"127.0.0.1:{port}", "bench.floor_app:app"],
+            env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}/floor/goals", time.monotonic() + 30
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the floor app did not start (see {log.name})")
+            with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+                if len(requests.get(url, timeout=2).json()["items"]) == GOALS:
+                    break
+            time.sleep(0.2)
+        served = 0
+        while served < MIN_SERVED * int(workers):  # as many per worker as ours at least
+            served += int(Wrk(wrk.binary, stack.root, f"http://127.0.0.1:{port}", "")
+                          .run("/floor/goals", False, wrk.warmup)["requests"])
+        return {"served": served, "workers": _worker_memory(_children(proc.pid))}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(35)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def measure_http(extra_env: dict[str, str] | None = None, *,
+                 floor: bool = True) -> dict[str, Any]:
     nginx = ensure_binary("nginx", "nginx-light")
     wrk_bin = ensure_binary("wrk", "wrk")
     root = Path(tempfile.mkdtemp(prefix="bench-http-"))
@@ -364,9 +403,11 @@ def measure_http(extra_env: dict[str, str] | None = None) -> dict[str, Any]:
         while served < MIN_SERVED:  # only with short runs: memory is read after 10,000
             top_up.append(wrk.run(list_path, True, wrk.warmup))
             served += int(top_up[-1]["requests"])
+        memory = _memory(stack)
         return {"wrk": wrk.describe() + f", in {rounds} interleaved slices per endpoint",
                 "runs": runs, "top_up": top_up, "served": served,
-                "ratios": _ratios(runs), "memory": _memory(stack),
+                "ratios": _ratios(runs), "memory": memory,
+                "floor": _floor_memory(stack, wrk) if floor else None,
                 "web_threads": int(BASE_ENV.get("WEB_THREADS") or "1"),  # gunicorn.conf default
                 "cpu_busy_before": busy}
     finally:
@@ -448,7 +489,23 @@ def report(result: dict[str, Any]) -> bool:
         for p in procs:
             met = p["rss_mib"] <= MAX_RSS_MIB
             ok &= met
-            print(f"    {svc} worker pid {p['pid']:.0f}: RSS {p['rss_mib']:.1f} MiB "
-                  f"(anonymous {p['rss_anon_mib']:.1f}, files {p['rss_file_mib']:.1f}), "
-                  f"PSS {p['pss_mib']:.1f} MiB{'' if met else '  MISSED'}")
+            print(f"    {svc} worker pid {p['pid']:.0f}: {_rss(p)}{'' if met else '  MISSED'}")
+    floor = result["floor"]
+    if floor is None:
+        return ok
+    print(f"  the fixed stack alone (bench/floor_app.py: the same read through flask-smorest, "
+          f"marshmallow, the SQLAlchemy ORM and psycopg; gunicorn --preload), workers after "
+          f"{floor['served']:.0f} requests:")
+    for p in floor["workers"]:
+        print(f"    floor worker pid {p['pid']:.0f}: {_rss(p)}")
+    least = min(p["rss_mib"] for p in floor["workers"])
+    for svc, procs in result["memory"].items():
+        ours = statistics.median(p["rss_mib"] for p in procs)
+        print(f"  {svc} worker RSS / the floor's: {ours / least:.2f} "
+              f"({ours - least:+.1f} MiB over what the libraries alone hold)")
     return ok
+
+
+def _rss(p: dict[str, float]) -> str:
+    return (f"RSS {p['rss_mib']:.1f} MiB (anonymous {p['rss_anon_mib']:.1f}, files "
+            f"{p['rss_file_mib']:.1f}), PSS {p['pss_mib']:.1f} MiB")
