@@ -3,7 +3,8 @@
 Generations arrive as `stories.generation.requested` jobs (committed by the request through
 the outbox) on stories' own job queue, apart from its event queue, so slow model calls never
 hold up the read models. They run in a thread pool a little larger than
-`STORY_LLM_CONCURRENCY` (the generator bounds the model calls themselves to that); the
+`STORY_LLM_CONCURRENCY` (the generator bounds the model calls themselves to that), at a
+lower CPU priority than the worker's other threads (`STORY_GENERATION_NICE`); the
 prefetch is the pool's size, so the broker hands out no more than can run. A job is acked once its
 story is written (READY or FAILED); a worker that dies first leaves it unacked, and the
 broker redelivers it to the next worker, where it is written afresh (idempotent: a job whose
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
@@ -53,6 +56,16 @@ def declare_job_queue(settings: Settings) -> None:
         bus.declare(conn.channel(), names, [job_queue(names)])
 
 
+def lower_priority(by: int) -> None:
+    """This thread's CPU niceness raised by `by` (as `nice -n`; Linux schedules threads one
+    by one, so the worker's event consumer and relay keep theirs). Elsewhere, as it is."""
+    if sys.platform == "linux" and by > 0:
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, tid,
+                           min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+
+
 class Generations:
     """The generation loop: `run(settings, db, stop)`, one of the worker's loops."""
 
@@ -81,7 +94,9 @@ class Generations:
         # A pool of its own: generations never wait for the event consumer's connections.
         db = Database(settings.database_url, "stories",
                       pool_size=max(2, min(self.concurrency, 5)))
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="generation")
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="generation",
+                                  initializer=lower_priority,
+                                  initargs=(self.stories.generation_nice,))
         names = bus.Names(settings.namespace)
 
         def session(backoff: Backoff) -> None:

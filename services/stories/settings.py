@@ -51,6 +51,16 @@ class StoriesSettings:
     # STORY_RECORD_CONCURRENCY: generations reading their facts or recording their story at
     # once, per worker (the model calls in flight are STORY_LLM_CONCURRENCY's).
     record_concurrency: int = 2
+    # STORY_GENERATION_NICE: how much nicer the generation threads are than the worker's
+    # others (0-19, as `nice -n`; Linux schedules threads one by one).
+    # When the machine is busy, what a generation reads, writes and sends waits for the
+    # requests and events, not the other way round; an idle machine runs it at once.
+    generation_nice: int = 10
+    # STORY_WORKER_SWITCH_INTERVAL_MS: how long a thread may hold the interpreter while
+    # another waits for it (Python's default is 5 ms). The event consumer gives the
+    # interpreter up at every database round trip; with generation threads busy it would
+    # otherwise wait up to that long to take it back, each time.
+    switch_interval_ms: float = 1.0
     generator: GeneratorSettings = GeneratorSettings()
 
     @classmethod
@@ -63,6 +73,10 @@ class StoriesSettings:
                                        str(cls.sweep_interval_s))),
             record_concurrency=max(1, env_int("STORY_RECORD_CONCURRENCY",
                                               cls.record_concurrency)),
+            generation_nice=min(19, max(0, env_int("STORY_GENERATION_NICE",
+                                                   cls.generation_nice))),
+            switch_interval_ms=max(0.1, float(env("STORY_WORKER_SWITCH_INTERVAL_MS",
+                                                  str(cls.switch_interval_ms)))),
             generator=GeneratorSettings.from_env(),
         )
 

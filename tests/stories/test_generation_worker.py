@@ -4,10 +4,13 @@ the middle of a generation."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,5 +137,40 @@ def test_a_worker_killed_mid_generation_is_replaced_and_the_story_finishes(
         with dbs("stories").sessions() as session:
             assert session.scalar(select(GenerationCount.n).where(
                 GenerationCount.user_id == member["id"])) == 1
+    finally:
+        held.set()
+
+
+def _niceness(pid: int) -> dict[int, int]:
+    """Each thread of process `pid`: its niceness (field 19 of /proc/<pid>/task/<tid>/stat)."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            stat = (task / "stat").read_text()
+            found[int(task.name)] = int(stat.rsplit(")", 1)[1].split()[16])
+    return found
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="threads have a niceness of their own on Linux")
+def test_generations_run_at_a_lower_cpu_priority_than_the_event_consumer(
+        workers: Workers, llm: FakeLLM, client: Callable[[str], Any],
+        member: dict[str, str]) -> None:
+    marker, held = '"id": "2003-W02"', threading.Event()
+    llm.script(marker, Step(hold=held), Step(content="Written."))
+    try:
+        assert client("stories").post("/stories/generate", json={"period": "2003-W02"},
+                                      headers={"Authorization": member["Authorization"]}
+                                      ).status_code == 202
+        wait_for(lambda: llm.calls_for(marker) == 1, timeout=30,
+                 message="the generation in flight")
+        pid = workers.stories.pid
+        threads = _niceness(pid)
+        base = threads[pid]  # the main thread: the consumer's and the relay's niceness
+        lowered = [tid for tid, nice in threads.items() if nice == min(19, base + 10)]
+        # The pool's threads started so far (one per job until it has as many as it may;
+        # this one is holding a model call), and none of the others: main, the consumer's,
+        # the relay's, the health server's.
+        assert lowered and pid not in lowered, threads
+        assert len(threads) - len(lowered) >= 3, threads
     finally:
         held.set()
