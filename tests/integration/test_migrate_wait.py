@@ -19,6 +19,7 @@ from shared.bootstrap import bootstrap, drop_database
 from shared.config import database_url
 from shared.migrate import alembic_config, schema_state, wait_for_schema
 from tests.conftest import ROOT
+from tests.helpers import wait_for
 
 SCRATCH = "growth_diary_wait_test"
 SERVICE = "goals"
@@ -61,6 +62,9 @@ def test_a_schema_behind_head_waits_until_migrated(scratch: str) -> None:
     waiter = threading.Thread(target=lambda: result.append(wait_for_schema(
         SERVICE, timeout=60, interval=0.1, url=scratch, say=lines.append)))
     waiter.start()
+    # The waiter has seen the schema behind before the migration runs (else, on a busy
+    # machine, the upgrade can finish before its first look).
+    wait_for(lambda: lines, timeout=30, message="the waiter's first look")
     command.upgrade(config, "head")  # what the migrate Job does meanwhile
     waiter.join(timeout=60)
     state = result[0]
