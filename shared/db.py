@@ -126,9 +126,9 @@ def fetch(session: Session, statement: Select[Any], values: dict[str, Any] | Non
     if row is not None:
         factory = _ROWS.get(row) or _ROWS.setdefault(row, args_row(row))
     params = {**plan.defaults, **(values or {})}
-    engine = cast(Engine, session.get_bind())
     if session.info.get(AUTOCOMMIT) and not session.in_transaction():
         # Without the session's connection and isolation-level bookkeeping around it.
+        engine = cast(Engine, session.get_bind())
         try:
             pooled = engine.raw_connection()
         except psycopg.Error as error:  # cannot connect: an outage, as the session says it
@@ -150,7 +150,7 @@ def fetch(session: Session, statement: Select[Any], values: dict[str, Any] | Non
     dbapi = cast(psycopg.Connection[Any], pooled.dbapi_connection)
 
     def disconnected(error: BaseException) -> None:
-        engine.pool._invalidate(pooled, error, _checkin=False)
+        connection.engine.pool._invalidate(pooled, error, _checkin=False)
         connection.invalidate(error)
 
     return _run(dbapi, plan.sql, params, factory, disconnected)

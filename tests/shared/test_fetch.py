@@ -117,6 +117,18 @@ def test_an_outage_is_sqlalchemys_error_and_drops_every_pooled_connection(
         proxy.restore()
         with UnitOfWork(db, source="goals").read_only() as uow:
             assert fetch(uow.session, BY_USER, {"user_id": user}) == []
+
+        # Inside a unit of work, on the session's connection: the same error, the session's
+        # connection invalidated (its rollback does not fail), the next unit of work fine.
+        with pytest.raises(DBAPIError) as raised, UnitOfWork(db, source="goals") as uow:
+            uow.session.connection()  # checked out before the outage
+            proxy.cut()
+            fetch(uow.session, BY_USER, {"user_id": user})
+        assert is_database_outage(raised.value), raised.value
+        assert "consuming input failed" in str(raised.value)
+        proxy.restore()
+        with UnitOfWork(db, source="goals") as uow:
+            assert fetch(uow.session, BY_USER, {"user_id": user}) == []
     finally:
         proxy.close()
         db.dispose()
