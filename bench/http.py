@@ -11,7 +11,8 @@ BENCH_HTTP_ROUNDS slices, the endpoints taking turns slice by slice (a machine s
 other work then weighs on all of them alike): GET /goals/healthz, GET /goals?limit=20
 (20 goals, bearer token), GET /auth/healthz, GET /auth/me (bearer token). An endpoint's
 throughput is over all its slices; its percentiles are the median of its slices'.
-Afterwards the RSS and PSS of every gunicorn worker.
+Afterwards the RSS and PSS of every gunicorn worker, and of the workers of bench/floor_app.py
+(the fixed stack alone serving the same read: the floor those figures are read against).
 
 Environment: BENCH_HTTP_DURATION (8s), BENCH_HTTP_ROUNDS (4), BENCH_HTTP_WARMUP (2s),
 BENCH_HTTP_THREADS (2),
