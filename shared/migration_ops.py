@@ -316,11 +316,15 @@ def drop_revoked_token(schema: str) -> None:
     op.execute(f'DROP FUNCTION IF EXISTS "{schema}".notify_revocation()')
 
 
-def create_resync(schema: str) -> None:
+def create_resync(schema: str, read_models: Sequence[str] = ()) -> None:
     """What a resync needs (shared.resync): the outbox row's own routing key (NULL: its
-    type, as every row before) and the table of resyncs asked and answered."""
+    type, as every row before), the table of resyncs asked and answered, and on each of an
+    asker's `read_models` when its row was last confirmed (`synced_at`; NULL: before)."""
     op.add_column("outbox", sa.Column("routing_key", sa.String(length=255), nullable=True),
                   schema=schema)
+    for table in read_models:
+        op.add_column(table, sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
+                      schema=schema)
     op.create_table(
         "resync",
         sa.Column("request_id", sa.String(length=64), nullable=False),
@@ -337,7 +341,9 @@ def create_resync(schema: str) -> None:
     )
 
 
-def drop_resync(schema: str) -> None:
+def drop_resync(schema: str, read_models: Sequence[str] = ()) -> None:
+    for table in read_models:
+        op.drop_column(table, "synced_at", schema=schema)
     op.drop_table("resync", schema=schema)
     op.drop_column("outbox", "routing_key", schema=schema)
 

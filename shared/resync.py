@@ -42,10 +42,10 @@ from sqlalchemy.orm import Session
 from shared import bus
 from shared.config import Settings, env_int, load_env_file
 from shared.consumer import Handler, each
-from shared.db import Database, UnitOfWork, is_database_outage
+from shared.db import Database, UnitOfWork
 from shared.events import Event, ResyncCompleted, ResyncRequested
 from shared.health import Pulse
-from shared.retry import Backoff
+from shared.retry import Backoff, keep_running
 
 log = logging.getLogger(__name__)
 
@@ -211,21 +211,17 @@ class Answerer:
 
     def run(self, settings: Settings, db: Database, stop: threading.Event) -> None:
         """Until `stop`: answer while there is work, look every `idle_s` when there is
-        none, wait out database outages."""
-        backoff = Backoff(initial=0.5, ceiling=10.0)
-        while not stop.is_set():
-            try:
+        none, wait out database outages (shared.retry's loop)."""
+
+        def answer(backoff: Backoff) -> None:
+            while not stop.is_set():
                 worked = self.step(db)
                 backoff.reset()
                 self.pulse.up()
-            except Exception as exc:
-                if not is_database_outage(exc):
-                    log.exception("resync answer failed", extra={"error": repr(exc)})
-                self.pulse.down(f"{type(exc).__name__}, retrying in {backoff.delay:g}s")
-                backoff.wait(stop)
-                continue
-            if not worked:
-                stop.wait(self.idle_s)
+                if not worked:
+                    stop.wait(self.idle_s)
+
+        keep_running(answer, stop, what="resync answers", pulse=self.pulse)
 
     @staticmethod
     def backlog(db: Database) -> dict[str, float]:
@@ -241,11 +237,14 @@ class Answerer:
 
 # -- the command ----------------------------------------------------------------------
 
-def _status(db: Database, asker: str) -> list[Any]:
+def _status(db: Database, asker: str, request_id: str | None = None) -> list[Any]:
+    """The resyncs `asker` asked for, oldest first (or just `request_id`)."""
     resyncs = db.resyncs
+    query = select(resyncs).where(resyncs.c.asker == asker)
+    if request_id is not None:
+        query = query.where(resyncs.c.request_id == request_id)
     with db.engine.connect() as conn:
-        return list(conn.execute(select(resyncs).where(resyncs.c.asker == asker)
-                                 .order_by(resyncs.c.requested_at)))
+        return list(conn.execute(query.order_by(resyncs.c.requested_at)))
 
 
 def _show(row: Any) -> str:
@@ -279,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resync {request_id}: {args.service} asked {args.producer} for its state")
         deadline = time.monotonic() + args.wait
         while time.monotonic() < deadline:
-            row = next(r for r in _status(db, args.service) if r.request_id == request_id)
+            (row,) = _status(db, args.service, request_id)
             if row.completed_at is not None:
                 print(_show(row))
                 return 0

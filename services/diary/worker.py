@@ -3,13 +3,11 @@ the answers to resyncs of posts: shared.resync)."""
 
 from services.diary.handlers import HANDLERS
 from services.diary.usecases import post_snapshots
-from shared.config import load_env_file
 from shared.resync import Source
 from shared.worker import run_worker
 
 
 def main() -> None:
-    load_env_file()
     run_worker("diary", HANDLERS, snapshots=Source("diary.post.snapshot", post_snapshots))
 
 

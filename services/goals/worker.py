@@ -3,13 +3,11 @@ the answers to resyncs of goals: shared.resync)."""
 
 from services.goals.handlers import HANDLERS
 from services.goals.usecases import goal_snapshots
-from shared.config import load_env_file
 from shared.resync import Source
 from shared.worker import run_worker
 
 
 def main() -> None:
-    load_env_file()
     run_worker("goals", HANDLERS, snapshots=Source("goals.goal.snapshot", goal_snapshots))
 
 

@@ -26,6 +26,12 @@ def _goal(user_id: str, title: str) -> Goal:
                 status=GoalStatus.ACTIVE, start_date=now, deadline=now, version=1)
 
 
+def _commit_goal(db: Database, user_id: str, title: str) -> None:
+    with UnitOfWork(db, source="goals") as uow:
+        uow.session.add(_goal(user_id, title))
+        uow.commit()
+
+
 def _pooled_autocommit(db: Database, connections: int) -> list[bool]:
     """The autocommit flag of `connections` pooled connections checked out at once."""
     held = [db.engine.raw_connection() for _ in range(connections)]
@@ -40,9 +46,7 @@ def test_a_read_on_its_own_leaves_its_pooled_connection_transactional(
         dbs: Callable[[str], Database]) -> None:
     db = dbs("goals")
     user = new_user_id()
-    with UnitOfWork(db, source="goals") as uow:
-        uow.session.add(_goal(user, "written"))
-        uow.commit()
+    _commit_goal(db, user, "written")
     for _ in range(3):
         with UnitOfWork(db, source="goals").read_only() as uow:
             rows = fetch(uow.session, BY_USER, {"user_id": user})
@@ -74,9 +78,7 @@ def test_fetch_one_is_the_row_or_not_found_and_rows_are_made_by_the_factory(
         dbs: Callable[[str], Database]) -> None:
     db = dbs("goals")
     user = new_user_id()
-    with UnitOfWork(db, source="goals") as uow:
-        uow.session.add(_goal(user, "only one"))
-        uow.commit()
+    _commit_goal(db, user, "only one")
 
     def as_tuple(*values: Any) -> tuple[Any, ...]:
         return values

@@ -9,9 +9,6 @@ Create Date: 2026-12-01 14:45:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-
 from shared.migration_ops import create_resync, drop_resync
 
 revision: str = "0008"
@@ -20,14 +17,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+READ_MODELS = ("authors",)
+
+
 def upgrade() -> None:
-    create_resync("diary")
-    for table in ("authors",):
-        op.add_column(table, sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
-                      schema="diary")
+    create_resync("diary", READ_MODELS)
 
 
 def downgrade() -> None:
-    for table in ("authors",):
-        op.drop_column(table, "synced_at", schema="diary")
-    drop_resync("diary")
+    drop_resync("diary", READ_MODELS)

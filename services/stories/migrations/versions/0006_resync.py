@@ -9,9 +9,6 @@ Create Date: 2026-12-01 14:45:00
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
-
 from shared.migration_ops import create_resync, drop_resync
 
 revision: str = "0006"
@@ -20,14 +17,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+READ_MODELS = ("goal_views", "post_views", "profiles")
+
+
 def upgrade() -> None:
-    create_resync("stories")
-    for table in ("goal_views", "post_views", "profiles"):
-        op.add_column(table, sa.Column("synced_at", sa.DateTime(timezone=True), nullable=True),
-                      schema="stories")
+    create_resync("stories", READ_MODELS)
 
 
 def downgrade() -> None:
-    for table in ("goal_views", "post_views", "profiles"):
-        op.drop_column(table, "synced_at", schema="stories")
-    drop_resync("stories")
+    drop_resync("stories", READ_MODELS)
