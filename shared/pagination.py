@@ -106,3 +106,21 @@ class Keyset:
         last = rows[-1]
         return Page(rows, encode_cursor(getattr(last, str(self.created.key)),
                                         getattr(last, str(self.id_.key))))
+
+
+def walk(query: Select[Any], key: Any, payload: Callable[[Any], dict[str, Any]]
+         ) -> Callable[[Session, str | None, int], list[tuple[str, dict[str, Any]]]]:
+    """Pages of the entities `query` selects (mapped objects) in the order of their primary
+    key `key` (a mapped attribute), each as (its key, `payload` of it), after a key or from
+    the start: what a producer answers a resync with (shared.resync's ReadPage). Here, not
+    in shared.resync: the modules that define a source are the web processes' too, and
+    those load nothing of the bus."""
+    name = key.key
+
+    def read(session: Session, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        page = query.order_by(key).limit(limit)
+        if after is not None:
+            page = page.where(key > after)
+        return [(getattr(entity, name), payload(entity)) for entity in session.scalars(page)]
+
+    return read

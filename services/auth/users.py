@@ -13,11 +13,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
 
 from services.auth import tokens
 from services.auth.models import User
 from shared.db import UnitOfWork, utcnow
+from shared.pagination import walk
 from shared.revocations import SESSIONS_REVOKED, record_revocation
 
 # What a client may change about itself; counters and the score move only through events.
@@ -42,20 +42,14 @@ def public_profile(user: User) -> dict[str, Any]:
     }
 
 
-def profile_snapshots(session: Session, after: str | None,
-                      limit: int) -> list[tuple[str, dict[str, Any]]]:
-    """A page of every user's public profile, by id after `after`: a resync's answer
-    (shared.resync).
-
-    Profiles carry no version: consumers keep the one raised last (the event's time). A
-    profile change takes the user's row lock before its event is raised, so reading the
-    page FOR SHARE waits for changes in flight and stamps each snapshot after them, and any
-    later change is raised after this page's transaction: a snapshot never passes for
-    newer than a change it did not see."""
-    query = select(User).order_by(User.id).limit(limit).with_for_update(read=True)
-    if after is not None:
-        query = query.where(User.id > after)
-    return [(user.id, public_profile(user)) for user in session.scalars(query)]
+# A resync's answer (shared.resync): every user's public profile, by id.
+# Profiles carry no version: consumers keep the one raised last (the event's time). A
+# profile change takes the user's row lock before its event is raised, so reading the page
+# FOR SHARE waits for changes in flight and stamps each snapshot after them, and any later
+# change is raised after this page's transaction: a snapshot never passes for newer than a
+# change it did not see.
+profile_snapshots = walk(select(User).with_for_update(read=True), User.id,
+                                 public_profile)
 
 
 def change_profile(uow: UnitOfWork, user: User, changes: dict[str, Any]) -> None:

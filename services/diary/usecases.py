@@ -56,7 +56,7 @@ from services.diary.views import (
 from shared.db import UnitOfWork, first_or_not_found, utcnow
 from shared.errors import NotFound, Unauthorized
 from shared.events import UserProfile
-from shared.pagination import Page, decode_cursor
+from shared.pagination import Page, decode_cursor, walk
 
 _UNSET: Any = object()
 T = TypeVar("T")
@@ -87,16 +87,11 @@ def post_changed(post: Post) -> dict[str, Any]:
             "published_at": post.published_at, "version": post.version}
 
 
-def post_snapshots(session: Session, after: str | None,
-                   limit: int) -> list[tuple[str, dict[str, Any]]]:
-    """A page of the published posts, by id after `after`: a resync's answer
-    (shared.resync), the published events' payload at each post's current version. A draft
-    is in no snapshot: to a reader it does not exist, as after its unpublished event."""
-    query = (select(Post).where(Post.status == PostStatus.PUBLISHED)
-             .order_by(Post.id).limit(limit))
-    if after is not None:
-        query = query.where(Post.id > after)
-    return [(post.id, post_changed(post)) for post in session.scalars(query)]
+# A resync's answer (shared.resync): the published posts, by id, as the published events'
+# payload at each post's current version. A draft is in no snapshot: to a reader it does
+# not exist, as after its unpublished event.
+post_snapshots = walk(select(Post).where(Post.status == PostStatus.PUBLISHED),
+                              Post.id, post_changed)
 
 
 def _one(session: Session, query: Select[Any], detail: str, view: Callable[..., T],

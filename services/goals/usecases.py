@@ -18,7 +18,7 @@ from services.goals.models import Goal, GoalPeriod, GoalStatus
 from services.goals.periods import period_end
 from shared.db import UnitOfWork, first_or_not_found, utcnow
 from shared.errors import Conflict, Invalid
-from shared.pagination import Keyset, Page
+from shared.pagination import Keyset, Page, walk
 
 
 def snapshot(goal: Goal) -> dict[str, Any]:
@@ -30,14 +30,9 @@ def snapshot(goal: Goal) -> dict[str, Any]:
     }
 
 
-def goal_snapshots(session: Session, after: str | None,
-                   limit: int) -> list[tuple[str, dict[str, Any]]]:
-    """A page of every goal, by id after `after`: a resync's answer (shared.resync). The
-    snapshot is the created/updated events' payload, at the goal's current version."""
-    query = select(Goal).order_by(Goal.id).limit(limit)
-    if after is not None:
-        query = query.where(Goal.id > after)
-    return [(goal.id, snapshot(goal)) for goal in session.scalars(query)]
+# A resync's answer (shared.resync): every goal, by id, as the created/updated events'
+# payload at its current version.
+goal_snapshots = walk(select(Goal), Goal.id, snapshot)
 
 
 def _withdrawn(goal: Goal) -> dict[str, Any]:
