@@ -224,46 +224,25 @@ def span(name: str, *, parent: str | None, kind: str, **attributes: Any
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    unsampled = _unsampled(parent)
-    if unsampled is not None:
+    propagator = TraceContextTextMapPropagator()
+    context = propagator.extract({"traceparent": parent}) if parent else None
+    remote = trace.get_current_span(context).get_span_context()
+    if context is not None and remote.is_valid and not remote.trace_flags.sampled:
         # The root decided not to record this trace, and every span under it follows
         # (parent-based): no span to make. Its context is current inside the block, so log
         # lines still carry the trace's ids, and the parent is handed on as it is.
-        token = otel_context.attach(trace.set_span_in_context(unsampled))
+        token = otel_context.attach(context)
         try:
             yield parent
         finally:
             otel_context.detach(token)
         return
-    propagator = TraceContextTextMapPropagator()
-    context = propagator.extract({"traceparent": parent}) if parent else None
     with _state["tracer"].start_as_current_span(
             name, context=context, kind=getattr(trace.SpanKind, kind),
             attributes=attributes):
         carrier: dict[str, str] = {}
         propagator.inject(carrier)
         yield carrier.get("traceparent")
-
-
-def _unsampled(parent: str | None) -> Any:
-    """The remote span of a W3C `traceparent` whose trace is not sampled (its flags' last
-    bit clear), as a non-recording span; None for a sampled or malformed one, or none."""
-    parts = parent.split("-") if parent and len(parent) == 55 else []
-    if len(parts) != 4:
-        return None
-    version, trace_id, span_id, flags = parts
-    try:
-        if version != "00" or int(flags, 16) & 1:
-            return None
-        ids = int(trace_id, 16), int(span_id, 16)
-    except ValueError:
-        return None
-    if not all(ids):
-        return None
-    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-
-    return NonRecordingSpan(SpanContext(ids[0], ids[1], is_remote=True,
-                                        trace_flags=TraceFlags(int(flags, 16))))
 
 
 def log_ids() -> dict[str, str]:

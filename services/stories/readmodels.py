@@ -53,9 +53,13 @@ def record_profile(session: Session, *, profile: UserProfile, as_of: datetime) -
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
+def _lock_key(kind: str, entity_id: str) -> str:
+    return f"stories.{kind}:{entity_id}"
+
+
 def _serialize(session: Session, kind: str, entity_id: str) -> None:
     """Hold this goal's or post's lock until the transaction ends."""
-    session.execute(_LOCK, {"key": f"stories.{kind}:{entity_id}"})
+    session.execute(_LOCK, {"key": _lock_key(kind, entity_id)})
 
 
 def _was_deleted(session: Session, goal_id: str) -> bool:
@@ -130,7 +134,7 @@ def record_goal_snapshots(session: Session, goals: Sequence[GoalSnapshot]) -> No
         held = latest.get(goal.goal_id)
         if held is None or held.version < goal.version:
             latest[goal.goal_id] = goal
-    session.execute(_LOCKS, {"keys": [f"stories.goal:{goal_id}" for goal_id in latest]})
+    session.execute(_LOCKS, {"keys": [_lock_key("goal", goal_id) for goal_id in latest]})
     page = list(latest.values())
     session.execute(_RECORD_GOAL_SNAPSHOTS, {
         "ids": [g.goal_id for g in page], "users": [g.user_id for g in page],
