@@ -386,19 +386,7 @@ def measure_http(extra_env: dict[str, str] | None = None, *,
         stack.start()
         token = _seed(stack.url)
         wrk = Wrk(wrk_bin, root, stack.url, token)
-        served = 0
-        for path, authorized in ENDPOINTS.values():
-            served += int(wrk.run(path, authorized, wrk.warmup)["requests"])
-        # Interleaved slices: the machine is shared, and whatever else runs weighs on every
-        # endpoint alike instead of on whichever had its turn at the time.
-        slices: dict[str, list[dict[str, float]]] = {name: [] for name in ENDPOINTS}
-        rounds = max(1, int(BASE_ENV.get("BENCH_HTTP_ROUNDS") or "4"))
-        seconds = _seconds(wrk.duration) / rounds
-        for _ in range(rounds):
-            for name, (path, authorized) in ENDPOINTS.items():
-                slices[name].append(wrk.run(path, authorized, f"{seconds:g}s"))
-                served += int(slices[name][-1]["requests"])
-        runs = {name: _combined(runs) for name, runs in slices.items()}
+        (runs,), rounds, served = _interleaved([wrk])
         top_up = []
         list_path, _ = ENDPOINTS["goals_list"]
         while served < MIN_SERVED:  # only with short runs: memory is read after 10,000
@@ -414,6 +402,56 @@ def measure_http(extra_env: dict[str, str] | None = None, *,
     finally:
         stack.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _interleaved(wrks: list[Wrk]) -> tuple[list[dict[str, Any]], int, int]:
+    """Every endpoint of every stack (a Wrk each) warmed up, then measured in
+    BENCH_HTTP_ROUNDS slices taken in turns, endpoint by endpoint and stack by stack: the
+    machine is shared, and whatever else runs weighs on all of them alike instead of on
+    whichever had its turn at the time. Per stack its endpoints' combined runs; the rounds;
+    the requests served in all."""
+    served = 0
+    for wrk in wrks:
+        for path, authorized in ENDPOINTS.values():
+            served += int(wrk.run(path, authorized, wrk.warmup)["requests"])
+    slices: list[dict[str, list[dict[str, float]]]] = [
+        {name: [] for name in ENDPOINTS} for _ in wrks]
+    rounds = max(1, int(BASE_ENV.get("BENCH_HTTP_ROUNDS") or "4"))
+    seconds = _seconds(wrks[0].duration) / rounds
+    for _ in range(rounds):
+        for name, (path, authorized) in ENDPOINTS.items():
+            for wrk, taken in zip(wrks, slices, strict=True):
+                taken[name].append(wrk.run(path, authorized, f"{seconds:g}s"))
+                served += int(taken[name][-1]["requests"])
+    return ([{name: _combined(runs) for name, runs in taken.items()} for taken in slices],
+            rounds, served)
+
+
+def measure_http_side_by_side(envs: dict[str, dict[str, str]]) -> dict[str, dict[str, Any]]:
+    """One stack per entry of `envs` (its extra environment), all running at once, each in
+    a database, namespace, port set and log prefix of its own, loaded in turns
+    (`_interleaved`): the figures of each, for a comparison no drift between runs can
+    bend (bench/tracing.py: tracing off and on)."""
+    nginx = ensure_binary("nginx", "nginx-light")
+    wrk_bin = ensure_binary("wrk", "wrk")
+    stacks: dict[str, Stack] = {}
+    roots: list[Path] = []
+    try:
+        wrks = []
+        for label, extra_env in envs.items():
+            roots.append(Path(tempfile.mkdtemp(prefix=f"bench-http-{label}-")))
+            stack = stacks[label] = Stack(
+                roots[-1], nginx, extra_env, database=f"{DATABASE}_{label}",
+                namespace=f"{NAMESPACE}{label}", log_prefix=f"bench-http-{label}")
+            stack.start()
+            wrks.append(Wrk(wrk_bin, roots[-1], stack.url, _seed(stack.url)))
+        runs, _, _ = _interleaved(wrks)
+        return dict(zip(envs, runs, strict=True))
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+        for root in roots:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _seconds(duration: str) -> float:
