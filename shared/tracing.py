@@ -225,9 +225,11 @@ def span(name: str, *, parent: str | None, kind: str, **attributes: Any
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     propagator = TraceContextTextMapPropagator()
-    context = propagator.extract({"traceparent": parent}) if parent else None
+    # No parent: a root, whatever span is current (the relay holds a batch's publish spans
+    # open together: each event's must not become the next one's parent).
+    context = propagator.extract({"traceparent": parent}) if parent else otel_context.Context()
     remote = trace.get_current_span(context).get_span_context()
-    if context is not None and remote.is_valid and not remote.trace_flags.sampled:
+    if parent and remote.is_valid and not remote.trace_flags.sampled:
         # The root decided not to record this trace, and every span under it follows
         # (parent-based): no span to make. Its context is current inside the block, so log
         # lines still carry the trace's ids, and the parent is handed on as it is.

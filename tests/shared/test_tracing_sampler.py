@@ -78,3 +78,23 @@ def test_under_an_unsampled_parent_no_span_is_made_but_its_ids_carry_on() -> Non
             "apply goals.goal.completed", "apply x", "apply x"]
     finally:
         tracing.shutdown()
+
+
+def test_spans_without_a_parent_are_roots_even_held_open_together() -> None:
+    """The relay holds a batch's publish spans open until the batch is confirmed: an event
+    raised outside any trace starts a trace of its own, not a child of the one before."""
+    import contextlib
+
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    assert tracing.configure("tests", exporter=exporter)
+    try:
+        with contextlib.ExitStack() as batch:
+            handed_on = [batch.enter_context(tracing.span(
+                f"publish goals.goal.completed {i}", parent=None, kind="PRODUCER"))
+                for i in range(5)]
+        assert len({str(p).split("-")[1] for p in handed_on}) == 5
+        assert all(s.parent is None for s in exporter.get_finished_spans())
+    finally:
+        tracing.shutdown()
