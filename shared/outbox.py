@@ -118,11 +118,14 @@ class OutboxRelay:
             return [{} for _ in rows]
         headers = []
         for _seq, event_id, type_, _body, parent, _key in rows:
-            own = spans.enter_context(tracing.span(
+            # Not current (nothing runs inside one event's span): cheaper by half.
+            own, handed_on = tracing.start_span(
                 f"publish {type_}", parent=parent, kind="PRODUCER", **{
                     "messaging.system": "rabbitmq", "messaging.message.id": event_id,
-                    "messaging.destination.name": type_}))
-            headers.append({"traceparent": own} if own else {})
+                    "messaging.destination.name": type_})
+            if own is not None:  # ended when the batch is confirmed, failed if it fails
+                spans.push(lambda _type, error, _tb, own=own: tracing.end_span(own, error))
+            headers.append({"traceparent": handed_on} if handed_on else {})
         return headers
 
     def drain(self) -> int:

@@ -69,7 +69,10 @@ def configure(service: str, *, exporter: Any = None) -> bool:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     else:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
-    _state.update(provider=provider, tracer=provider.get_tracer("growth-diary"))
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    _state.update(provider=provider, tracer=provider.get_tracer("growth-diary"),
+                  propagator=TraceContextTextMapPropagator())
     from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
     RequestsInstrumentor().instrument(tracer_provider=provider)
@@ -143,9 +146,8 @@ def instrument_app(app: Any) -> None:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.trace import Status, StatusCode
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    tracer, propagator = _state["tracer"], TraceContextTextMapPropagator()
+    tracer, propagator = _state["tracer"], _state["propagator"]
 
     def start_span() -> None:
         rule = request.url_rule.rule if request.url_rule else None
@@ -203,12 +205,27 @@ def instrument_engine(engine: Any) -> None:
 
 def current_traceparent() -> str | None:
     """The current span's W3C `traceparent`, to travel with an event; None when off."""
-    if not enabled():
-        return None
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    return _traceparent(None) if enabled() else None
 
+
+def _parent_context(parent: str | None) -> tuple[Any, bool]:
+    """The context a span under `parent` starts in, and whether that trace is unsampled
+    (parent-based: then no span is made at all). No parent: a root, whatever span is
+    current (the relay holds a batch's publish spans open together: each event's must not
+    become the next one's parent)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    if not parent:
+        return otel_context.Context(), False
+    context = _state["propagator"].extract({"traceparent": parent})
+    remote = trace.get_current_span(context).get_span_context()
+    return context, remote.is_valid and not remote.trace_flags.sampled
+
+
+def _traceparent(context: Any) -> str | None:
     carrier: dict[str, str] = {}
-    TraceContextTextMapPropagator().inject(carrier)
+    _state["propagator"].inject(carrier, context=context)
     return carrier.get("traceparent")
 
 
@@ -222,14 +239,9 @@ def span(name: str, *, parent: str | None, kind: str, **attributes: Any
         return
     from opentelemetry import context as otel_context
     from opentelemetry import trace
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-    propagator = TraceContextTextMapPropagator()
-    # No parent: a root, whatever span is current (the relay holds a batch's publish spans
-    # open together: each event's must not become the next one's parent).
-    context = propagator.extract({"traceparent": parent}) if parent else otel_context.Context()
-    remote = trace.get_current_span(context).get_span_context()
-    if parent and remote.is_valid and not remote.trace_flags.sampled:
+    context, unsampled = _parent_context(parent)
+    if unsampled:
         # The root decided not to record this trace, and every span under it follows
         # (parent-based): no span to make. Its context is current inside the block, so log
         # lines still carry the trace's ids, and the parent is handed on as it is.
@@ -242,9 +254,36 @@ def span(name: str, *, parent: str | None, kind: str, **attributes: Any
     with _state["tracer"].start_as_current_span(
             name, context=context, kind=getattr(trace.SpanKind, kind),
             attributes=attributes):
-        carrier: dict[str, str] = {}
-        propagator.inject(carrier)
-        yield carrier.get("traceparent")
+        yield _traceparent(None)
+
+
+def start_span(name: str, *, parent: str | None, kind: str, **attributes: Any
+               ) -> tuple[Any, str | None]:
+    """A span as `span` makes it, but never current, for the caller to `.end()`: the
+    relay's publish span per event of a batch, where nothing runs inside one span. Returns
+    the span (None under an unsampled parent, or when off) and the traceparent to hand on."""
+    if not enabled():
+        return None, None
+    from opentelemetry import trace
+
+    context, unsampled = _parent_context(parent)
+    if unsampled:
+        return None, parent
+    own = _state["tracer"].start_span(name, context=context, kind=getattr(trace.SpanKind, kind),
+                                      attributes=attributes)
+    return own, _traceparent(trace.set_span_in_context(own))
+
+
+def end_span(own: Any, error: BaseException | None) -> bool:
+    """End a span from `start_span`, marked failed with `error` if there is one; False,
+    so that used as an ExitStack's exit callback it lets the error go on."""
+    if error is not None and own.is_recording():
+        from opentelemetry.trace import Status, StatusCode
+
+        own.record_exception(error)
+        own.set_status(Status(StatusCode.ERROR, type(error).__name__))
+    own.end()
+    return False
 
 
 def log_ids() -> dict[str, str]:
